@@ -32,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from csat_hook import tokens
+from csat_hook.db.text import is_storable
 from csat_hook.db.text import spreadsheet_rendering
 from csat_hook.db.text import ticket_form
 from csat_hook.sync import cache
@@ -177,9 +178,16 @@ def _without_erased_text(
 
 def _named_dialog(submission: Submission) -> tuple[str, str] | None:
     """The helpdesk and dialog an unverified submission's reference names, unchecked (None
-    when it names none: missing, malformed)."""
+    when it names none: missing, malformed, or a dialog id no database holds).
+
+    Its payload is whatever its writer encoded: a dialog id with a NUL, which no dialog stored
+    or erased holds (intake and ``erase --dialog`` refuse one), names none. Looked up among
+    the erased dialogs, PostgreSQL refused it as a parameter (DataError): every run failed on
+    that row, where SQLite's went on."""
     ref = tokens.claimed(submission.token.strip())
-    return (ref.helpdesk, ref.dialog_id) if ref is not None else None
+    if ref is None or not is_storable(ref.dialog_id):
+        return None
+    return (ref.helpdesk, ref.dialog_id)
 
 
 def _erased(submission: Submission) -> Submission:

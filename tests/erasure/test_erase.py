@@ -1022,6 +1022,33 @@ def test_a_forged_reference_naming_the_dialog_is_found_without_its_survey(shop: 
     assert ZOE not in shop.report_text().lower()
 
 
+@pytest.mark.parametrize("dialog", ["D-9\x00", "Д-9\x00"], ids=["ascii", "cyrillic"])
+def test_a_forged_reference_naming_a_dialog_with_a_nul_is_kept_unverified(shop: Shop, dialog: str):
+    """A forged reference's payload is whatever its writer encoded: a dialog id holding a
+    NUL, which no dialog stored or erased can hold. Once any erasure was recorded, the sync
+    looks the dialog a forged reference names up among the erased ones; PostgreSQL refused
+    the NUL as the look-up's parameter (DataError), so every run failed on that row while
+    SQLite's went on. It names no erased dialog: the answer is kept unverified, as any."""
+    assert shop.erase("--helpdesk", HELPDESK, "--dialog", "D-9", "--yes").exit_code == 0
+    issued = shop.kit.now - timedelta(hours=2)
+    forged = tokens.sign(
+        "a-secret-nobody-configured-here", tokens.SurveyRef(HELPDESK, dialog, "7", issued)
+    )
+    shop.lines["nul"] = f"2026/11/20 2:11:00 PM GMT+3,1,Zoe forged,Anna,X-1,{forged}"
+    shop.write()
+    shop.kit.now += timedelta(minutes=5)
+    summary = shop.sync()
+    assert summary.unverified == {"forged": 1}
+    with shop.kit.engine.connect() as conn:
+        kept = conn.execute(
+            sa.select(unverified_answers.c.reason, unverified_answers.c.comment).where(
+                unverified_answers.c.field_ticket == "X-1"
+            )
+        ).one()
+    assert tuple(kept) == ("forged", "Zoe forged")
+    assert shop.sync().status == "ok"
+
+
 @pytest.mark.parametrize(
     ("option", "value"),
     [("--helpdesk", "h" * 65), ("--dialog", "9" * 256)],

@@ -39,6 +39,26 @@ def written_out(path: str, *, example: str = "/home/app/...") -> str:
     return path
 
 
+def stored_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as text the database can hold, where it names a configured file or folder (the
+    CSV export an unverified answer was read from, and by its name what its last read found;
+    the folder a report went to): as it is, unless it holds a byte that is not UTF-8 (a file
+    or folder named in Latin-1, given by a ``${VAR}`` or found in the working directory).
+    Python carries such a byte as a lone surrogate, which neither SQLite's driver nor
+    PostgreSQL's encodes: every sync failed with an internal UnicodeEncodeError. That byte
+    is written ``\\xNN`` instead, so two such paths stay two."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")  # the bytes the OS has
+        except UnicodeEncodeError:  # a surrogate no OS byte stands for: "\ud800" itself
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return raw.decode("utf-8", "backslashreplace")
+    return text
+
+
 def private_dir(path: str | os.PathLike[str]) -> Path:
     """Create ``path`` and its missing parents as ``0700`` folders; existing ones are left
     as they are. Returns the path."""

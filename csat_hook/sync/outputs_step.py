@@ -24,6 +24,7 @@ from csat_hook.db.schema import sync_outputs
 from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import SyncError
+from csat_hook.files import stored_path
 from csat_hook.sync import cache
 from csat_hook.sync import owned_tabs
 from csat_hook.sync import report_key
@@ -364,7 +365,7 @@ def output_names(config: SyncSettings) -> dict[str, str]:
     them."""
     names: dict[str, str] = {}
     if config.output.local.enabled:
-        names["local"] = f"local:{Path(config.output.local.dir).resolve()}"
+        names["local"] = f"local:{stored_path(Path(config.output.local.dir).resolve())}"
     if config.output.gsheets.enabled:
         spreadsheet_id = (
             config.output.gsheets.spreadsheet_id or config.results.gsheets.spreadsheet_id

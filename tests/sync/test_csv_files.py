@@ -3,6 +3,7 @@ file's other rows are read and the run does not fail."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -623,3 +624,47 @@ def test_a_utf32_byte_order_mark_is_not_taken_for_utf16s(kit, tmp_path: Path, co
     )
     read = kit.run(csv_config(kit, export, encoding="utf-32"))
     assert (read.status, read.new) == ("ok", 2), read.error
+
+
+def _not_utf8(folder: Path, name: bytes) -> Path:
+    """A folder in ``folder`` named with a byte that is not UTF-8 (Latin-1's é), as Python
+    carries it: a lone surrogate in the text."""
+    return Path(os.fsdecode(os.fsencode(folder) + b"/" + name))
+
+
+@pytest.mark.parametrize("named", ["folder", "file"])
+def test_an_export_named_in_latin_1_is_read_every_run(kit, tmp_path: Path, named: str):
+    # The export's path is stored with each unverified and skipped row (which source it was
+    # read from), its name as the key of what its last read found: a lone surrogate failed
+    # every sync, on either database, with an internal UnicodeEncodeError.
+    if named == "folder":
+        folder = _not_utf8(tmp_path, b"r\xe9ponses")
+        folder.mkdir()
+        export = folder / "export.csv"
+    else:
+        export = _not_utf8(tmp_path, b"r\xe9ponses.csv")
+    lines = [CSV_HEADER, *export_lines(kit, "C", 2), "not a time,9,forged,Anna,C-9,nonsense"]
+    export.write_text("\n".join(lines) + "\n", "utf-8")
+    config = csv_config(kit, export)
+    first = kit.run(config)
+    assert (first.status, first.new) == ("ok", 2), first.error
+    assert first.skipped == {"bad_timestamp": 1}
+    again = kit.run(config)
+    assert (again.status, again.new, again.unchanged) == ("ok", 0, 2), again.error
+
+
+def test_a_report_folder_named_in_latin_1_is_written_every_run(kit, tmp_path: Path):
+    # The folder is the local output's name in sync_outputs: its lone surrogate failed every
+    # sync, on either database, with an internal UnicodeEncodeError.
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join([CSV_HEADER, *export_lines(kit, "C", 2)]) + "\n", "utf-8")
+    report = _not_utf8(tmp_path, b"r\xe9port")
+    config = kit.config(
+        results={"source": "csv", "csv": {"path": str(export)}},
+        output={"gsheets": {"enabled": False}, "local": {"enabled": True, "dir": str(report)}},
+    )
+    first = kit.run(config)
+    assert (first.status, first.new) == ("ok", 2), first.error
+    assert any(report.glob("*.xlsx"))
+    again = kit.run(config)
+    assert again.status == "ok", again.error

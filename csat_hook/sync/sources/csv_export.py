@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 from csat_hook.errors import ConfigError
 from csat_hook.errors import ResultsMissingError
 from csat_hook.errors import SourceError
+from csat_hook.files import stored_path
 from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.config import SyncSettings
 from csat_hook.sync.google.api import FormsApi
@@ -107,14 +108,14 @@ class CsvResults(ResultsSource):
 
     @property
     def key(self) -> str:
-        return f"csv:{self.path.name}"
+        return f"csv:{stored_path(self.path.name)}"
 
     @property
     def identity(self) -> str:
         """The file as configured, made absolute: a file of the same name in another folder
         is another export (the :attr:`key`, by name, only keys what is remembered to skip
         work)."""
-        return f"csv:{self.path.absolute()}"
+        return f"csv:{stored_path(self.path.absolute())}"
 
     def prefetch(self) -> WholeRead:
         """The file's bytes, read now; the digest covers them (every setting that reads them

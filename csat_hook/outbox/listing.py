@@ -16,6 +16,7 @@ from csat_hook.db.schema import QUEUED
 from csat_hook.db.schema import REPLY
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
+from csat_hook.db.text import in_chunks
 
 
 def list_outbox(
@@ -62,18 +63,26 @@ def list_outbox(
 def requeue(conn: sa.Connection, now: datetime, *, ids: Sequence[int] | None = None) -> list[int]:
     """Put failed replies and alert deliveries back in the queue with a fresh attempt budget;
     the ids requeued."""
-    where = [outbox.c.status == FAILED]
-    if ids:
-        where.append(outbox.c.id.in_(ids))
-    rows = conn.execute(
+    update = (
         sa.update(outbox)
-        .where(*where)
+        .where(outbox.c.status == FAILED)
         .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
         .returning(outbox.c.id, outbox.c.kind, outbox.c.survey_id)
-    ).all()
+    )
+    # Every IN list at most IN_CHUNK long: after a long outage every reply may have failed,
+    # and one list of them all passed the 65,535 parameters PostgreSQL takes in a statement
+    # (SQLite takes 250,000): nothing was requeued there, everything on SQLite.
+    if ids:
+        rows = [
+            row
+            for chunk in in_chunks(ids)
+            for row in conn.execute(update.where(outbox.c.id.in_(chunk)))
+        ]
+    else:
+        rows = list(conn.execute(update).all())
     survey_ids = [row.survey_id for row in rows if row.kind == REPLY and row.survey_id is not None]
-    if survey_ids:
-        conn.execute(sa.update(surveys).where(surveys.c.id.in_(survey_ids)).values(status=QUEUED))
+    for chunk in in_chunks(survey_ids):
+        conn.execute(sa.update(surveys).where(surveys.c.id.in_(chunk)).values(status=QUEUED))
     return [row.id for row in rows]
 
 
@@ -88,12 +97,13 @@ def requeue_named(
     the rows that read found failed are updated: a row changing status meanwhile can neither
     be requeued unreported nor be reported with a status contradicting its fate.
     """
-    rows = conn.execute(
-        sa.select(outbox.c.id, outbox.c.status)
-        .where(outbox.c.id.in_(ids))
-        .order_by(outbox.c.id)  # one lock order for concurrent callers
-        .with_for_update()
-    ).all()
+    read = sa.select(outbox.c.id, outbox.c.status).order_by(outbox.c.id).with_for_update()
+    # One lock order for concurrent callers: the ids ascending, a chunk at a time.
+    rows = [
+        row
+        for chunk in in_chunks(sorted(set(ids)))
+        for row in conn.execute(read.where(outbox.c.id.in_(chunk)))
+    ]
     failed = [row.id for row in rows if row.status == FAILED]
     requeued = requeue(conn, now, ids=failed) if failed else []
     return requeued, {row.id: row.status for row in rows if row.id not in requeued}

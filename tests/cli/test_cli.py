@@ -210,6 +210,50 @@ def test_outbox_retry_names_the_ids_it_did_not_requeue_and_why(tmp_path, databas
     assert only_skipped.output.splitlines() == ["requeued nothing", "skipped 1: #999 not found"]
 
 
+def test_outbox_retry_all_failed_requeues_more_replies_than_a_statement_takes_parameters(
+    tmp_path, migrated_url, disposed
+):
+    # After a long outage every reply may have failed: their surveys were requeued in one
+    # IN list, past the 65,535 parameters PostgreSQL takes in a statement (SQLite takes
+    # 250,000). PostgreSQL refused it and nothing was requeued; SQLite requeued them all.
+    from datetime import UTC
+    from datetime import datetime
+
+    import sqlalchemy as sa
+
+    from csat_hook.db.schema import outbox
+    from csat_hook.db.schema import surveys
+
+    count = 65_600
+    at = datetime(2026, 11, 20, tzinfo=UTC)
+    engine = sa.create_engine(migrated_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(surveys),
+            [
+                {"id": n, "helpdesk": "dryrun", "dialog_id": f"D-{n}", "status": "failed"}
+                | {"created_at": at}
+                for n in range(1, count + 1)
+            ],
+        )
+        conn.execute(
+            sa.insert(outbox),
+            [
+                {"survey_id": n, "helpdesk": "dryrun", "dialog_id": f"D-{n}", "context": {}}
+                | {"status": "failed", "next_attempt_at": at, "created_at": at, "updated_at": at}
+                for n in range(1, count + 1)
+            ],
+        )
+    result = invoke(tmp_path, "outbox", "retry", "--all-failed", DATABASE_URL=migrated_url)
+    assert (result.exit_code, result.output) == (0, f"requeued {count} replies\n")
+    with engine.connect() as conn:
+        left = conn.execute(
+            sa.select(sa.func.count()).select_from(surveys).where(surveys.c.status != "queued")
+        ).scalar_one()
+    engine.dispose()
+    assert left == 0
+
+
 def test_outbox_retry_reports_the_statuses_it_acted_on_while_rows_change(
     tmp_path, database_url, disposed
 ):

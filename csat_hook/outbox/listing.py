@@ -111,10 +111,11 @@ def requeue_named(
 
 def alerts_among(conn: sa.Connection, ids: Sequence[int]) -> int:
     """How many of ``ids`` are alert deliveries (the others are survey replies)."""
-    if not ids:
-        return 0
-    stmt = sa.select(sa.func.count()).where(outbox.c.id.in_(ids), outbox.c.kind != REPLY)
-    return int(conn.execute(stmt).scalar_one())
+    count = sa.select(sa.func.count()).where(outbox.c.kind != REPLY)
+    return sum(  # IN lists of IN_CHUNK, as requeue's: ids may outnumber a statement's parameters
+        int(conn.execute(count.where(outbox.c.id.in_(chunk))).scalar_one())
+        for chunk in in_chunks(ids)
+    )
 
 
 def outbox_counts(conn: sa.Connection, *, kinds: Sequence[str] | None = None) -> dict[str, int]:

@@ -86,7 +86,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # read as none while older responses still answered the configured one.
 # 17: a sheet's or export's cell showing a formula's error (#N/A, #REF!...) in the timestamp,
 # rating or NPS column is skipped as formula_error; it was bad_timestamp or bad_rating.
-READING_VERSION = 17
+# 18: a results.csv.timestamp_formats layout's %Z is the zone the value names ("... 19:05
+# UTC" is 19:05 UTC); it was read as wall-clock time in results.csv.timezone.
+READING_VERSION = 18
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a

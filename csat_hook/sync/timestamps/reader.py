@@ -39,6 +39,12 @@ from csat_hook.sync.timestamps.words import offset_minutes
 
 # A spreadsheet's serial date-time as text (days since 1899-12-30, a fraction the time).
 _SERIAL = re.compile(r"\d{1,7}(?:[.,]\d+)?", re.ASCII)
+# A word that may be the zone name a layout's ``%Z`` stands for (``UTC``, ``MSK``, ``Z``).
+_ZONE_WORD = re.compile(r"(?<![^\W\d_])[^\W\d_]{1,5}(?![^\W\d_])")
+# What stands for that word while the rest of the text is read by the layout (strptime
+# matches a character that is no directive as itself).
+_ZONE_MARK = "\x00"
+_UTC_NAMES = frozenset({"UTC", "GMT", "UT", "Z"})
 
 
 class TimestampReader:
@@ -228,8 +234,17 @@ class TimestampReader:
         return self._localize(wall)
 
     def _extra(self, text: str) -> datetime:
-        """The configured strptime layouts (``results.csv.timestamp_formats``)."""
+        """The configured strptime layouts (``results.csv.timestamp_formats``). A layout's
+        ``%Z`` is the zone name read as the built-in layouts read one (the configured zone's
+        own names, ``results.csv.timezone_abbreviations``, then the table): strptime keeps
+        no zone for it (it gives a naive time, and matches only UTC, GMT and the server's
+        own names), so ``… 19:05 UTC`` was read as wall-clock time in the configured zone."""
         for layout in self.extra_formats:
+            if "%Z" in layout.replace("%%", ""):
+                instant = self._extra_named(text, layout)
+                if instant is not None:
+                    return instant
+                continue
             try:
                 parsed = datetime.strptime(text, layout)
             except ValueError:
@@ -248,6 +263,24 @@ class TimestampReader:
             "not a date-time layout Forms, Sheets or Apps Script write"
             + (" nor one of results.csv.timestamp_formats" if self.extra_formats else ""),
         )
+
+    def _extra_named(self, text: str, layout: str) -> datetime | None:
+        """``text`` read by ``layout``, whose ``%Z`` is a word of ``text``, the last that
+        leaves the rest of it matching the layout; None when no word does."""
+        marked = layout.replace("%Z", _ZONE_MARK)
+        for word in reversed(list(_ZONE_WORD.finditer(text))):
+            try:
+                parsed = datetime.strptime(
+                    f"{text[: word.start()]}{_ZONE_MARK}{text[word.end() :]}", marked
+                )
+            except ValueError:
+                continue
+            if parsed.tzinfo is not None:  # a %z beside it: the offset is the offset
+                return parsed.astimezone(UTC)
+            if word.group().upper() in _UTC_NAMES:  # no zone's local name: nothing to warn
+                return parsed.replace(tzinfo=UTC)
+            return self._by_abbreviation(parsed, word.group())
+        return None
 
     # --- pieces ------------------------------------------------------------------------------
 

@@ -30,6 +30,11 @@ from csat_hook.notify.records import AgentFigures
 from csat_hook.notify.records import AlertMessage
 
 BELOW, OK = "below", "ok"
+# How far after now an answer's time may be and still count in the window: as far as the sync
+# credits one (sync/sources/base.py FUTURE_SLACK; a source's clock ahead of ours, a zone
+# setting a little off). The window ended at now: the very answer a run credited, dated a few
+# seconds ahead, was left out of its agent's test, which no later run made again.
+AHEAD = timedelta(days=1)
 
 
 def agent_state_name(rule: str, helpdesk: str, agent_key: str) -> str:
@@ -57,8 +62,9 @@ def agent_alerts(
     answers: Counter[int] = Counter()
     satisfied: Counter[int] = Counter()
     top = inputs.scale.top_box
+    end = now + AHEAD
     for answer in data.answers:
-        if answer.agent in index and start <= answer.submitted_at <= now:
+        if answer.agent in index and start <= answer.submitted_at <= end:
             answers[answer.agent] += 1
             if answer.rating >= top:
                 satisfied[answer.agent] += 1

@@ -164,6 +164,18 @@ def test_answers_outside_the_window_do_not_count(agents, clock):
     assert evaluate(agents, data, clock).raised == {}
 
 
+def test_an_answer_dated_a_little_after_now_counts_in_the_window(agents, clock):
+    """The answer this run credited, dated minutes ahead of the server's clock (Google's
+    clock ahead, a zone setting off: the sync credits it with a warning), is in the window:
+    left out, the agent had 19 answers, under min_answers, and no later run tested again."""
+    data = Data()
+    data.add(satisfied=2, unsatisfied=17, at=clock() - timedelta(days=2))
+    ahead = clock() + timedelta(minutes=3)
+    data.add(satisfied=0, unsatisfied=1, at=ahead)
+    outcome = raise_now(agents, [changed(submitted_at=ahead, rating=1)], data=data)
+    assert outcome.raised == {"agents": 1}
+
+
 def test_hysteresis_no_flapping_then_a_new_drop_alerts_again(agents, clock):
     data = Data()
     data.add(satisfied=15, unsatisfied=15, at=clock() - timedelta(days=3))

@@ -344,3 +344,30 @@ def test_csv_times_before_2000_or_beyond_tomorrow_are_implausible_skipped_rows(k
     assert summary.status == "ok", summary.error
     assert summary.skipped == {"implausible_timestamp": 2}
     assert [r.rating for r in kit.rows(answers)] == [5]
+
+
+def test_a_csv_read_in_the_default_zone_says_so(kit, tmp_path: Path):
+    """A responses sheet saved as CSV writes wall-clock time without a zone; with
+    results.csv.timezone left out it is read as UTC, and a sheet kept in New York had every
+    answer five hours early while the run said "ok" and nothing else. The run says which
+    setting to give (the time is the default's reading, as documented); given, even as UTC,
+    or with times that carry their zone, nothing is said."""
+    token = kit.survey("T-1", "7", "Anna Petrova")
+    export = tmp_path / "export.csv"
+    header = "Timestamp,Rating,Comment,Agent,Ticket,Reference"
+
+    def run(stamp: str, csv_options: dict[str, str]) -> list[str]:
+        export.write_text(f'{header}\n"{stamp}",5,ok,Anna,T-1,{token}\n', encoding="utf-8")
+        config = kit.config(
+            results={"source": "csv", "csv": {"path": str(export), **csv_options}},
+            output={"gsheets": {"enabled": False}},
+        )
+        summary = kit.run(config, full=True)
+        assert summary.status == "ok", summary.error
+        return [w for w in summary.warnings if "results.csv.timezone" in w]
+
+    said = run("11/19/2026 13:58:23", {"date_order": "MDY"})
+    assert len(said) == 1 and said[0].startswith("export.csv: timestamps without a time zone")
+    assert "ok" not in said[0].split(":")[0] and "13:58" not in said[0]
+    assert not run("11/19/2026 13:59:23", {"date_order": "MDY", "timezone": "UTC"})
+    assert not run("2026/11/19 1:59:24 PM GMT-5", {})

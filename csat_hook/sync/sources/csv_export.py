@@ -75,9 +75,12 @@ class CsvResults(ResultsSource):
         abbreviations: Mapping[str, tzinfo] | None = None,
         columns: ColumnsConfig,
         ratings: RatingScale,
+        zone_configured: bool = True,
     ) -> None:
         self.path = path
         self.tz = ZoneInfo(timezone)
+        # False: results.csv.timezone left out, its default (UTC) taken (see _unzoned_warning).
+        self.zone_configured = zone_configured
         self.encoding = encoding
         self.delimiter = delimiter
         self.formats = tuple(timestamp_formats)
@@ -97,6 +100,7 @@ class CsvResults(ResultsSource):
         return cls(
             Path(options.path),
             timezone=options.timezone,
+            zone_configured="timezone" in options.model_fields_set,
             encoding=options.encoding,
             delimiter=options.delimiter,
             timestamp_formats=options.timestamp_formats,
@@ -442,6 +446,18 @@ class CsvResults(ResultsSource):
             return warning, str(exc) == _END_IN_QUOTES
         return None, False
 
+    def _unzoned_warning(self) -> str:
+        """Said when timestamps without a zone (a responses sheet saved as CSV writes its
+        wall-clock time, no offset) were read while ``results.csv.timezone`` was left out: they
+        were read as UTC, its default, and a sheet kept in any other zone had every answer
+        hours early or late while the run said ``ok`` (README: set it to the form's zone)."""
+        return (
+            f"{self.path.name}: timestamps without a time zone were read as UTC, the default of "
+            "results.csv.timezone, which is not set: set it to the zone the responses sheet "
+            "is kept in (File → Settings; UTC if that is it), or every answer is that "
+            "many hours off"
+        )
+
     def _parse(
         self,
         batch: SourceBatch,
@@ -482,6 +498,8 @@ class CsvResults(ResultsSource):
         batch.warnings.extend(
             f"{count} timestamps: {text}" for text, count in sorted(stamps.warnings.items())
         )
+        if stamps.unzoned and not self.zone_configured:
+            batch.warnings.append(self._unzoned_warning())
         return (not stamps.dated or self.date_order is not None) and not stamps.warning_count()
 
 

@@ -88,6 +88,10 @@ class TimestampReader:
         # Configured "UTC": the operator named no zone, so a mismatch says nothing.
         self._zone_is_utc = str(zone) in ("UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/Zulu")
         self.warnings: Counter[str] = Counter()
+        # Whether a value without a zone was read (in ``zone``): a source whose zone was not
+        # configured says so once (csv_export), not per value (a warning per value would make
+        # every row read again on every run).
+        self.unzoned = False
         self._routes: list[Callable[[str], datetime | None]] = [
             self._fast,
             self._iso,
@@ -336,6 +340,7 @@ class TimestampReader:
 
     def _localize(self, wall: datetime) -> datetime:
         """Wall-clock time in the configured zone: gaps refused, overlaps read as the first."""
+        self.unzoned = True
         zone = self.zone
         offset = zone.utcoffset(wall)
         if offset is not None and offset == zone.utcoffset(wall.replace(fold=1)):  # usual case

@@ -88,7 +88,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # rating or NPS column is skipped as formula_error; it was bad_timestamp or bad_rating.
 # 18: a results.csv.timestamp_formats layout's %Z is the zone the value names ("... 19:05
 # UTC" is 19:05 UTC); it was read as wall-clock time in results.csv.timezone.
-READING_VERSION = 18
+# 19: a 12-hour time whose hour is 0 (Japanese "午後0:30", CLDR ja "aK:mm:ss") is read (0 AM
+# is 00, 0 PM is 12); it was bad_timestamp.
+READING_VERSION = 19
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a

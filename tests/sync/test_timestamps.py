@@ -220,12 +220,28 @@ def test_more_variants(text, expected):
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025/09/09 午前0:05:12 JST", datetime(2025, 9, 8, 15, 5, 12, tzinfo=UTC)),
+        ("2025/09/09 午後0:30:00 JST", datetime(2025, 9, 9, 3, 30, tzinfo=UTC)),
+        ("2025/09/09 0:30:00 PM", datetime(2025, 9, 9, 3, 30, tzinfo=UTC)),
+        ("2025/09/09 午後11:59:59", datetime(2025, 9, 9, 14, 59, 59, tzinfo=UTC)),
+    ],
+)
+def test_a_twelve_hour_clock_from_zero(text, expected):
+    """Japanese counts a 12-hour clock's hours 0-11 (CLDR ja "aK:mm:ss"): the half hour after
+    noon is 午後0:30, not 午後12:30. The hour 0 was refused with a marker, so every answer
+    of the hour after midnight and of the lunch hour was a bad_timestamp row."""
+    assert TimestampReader(ZoneInfo("Asia/Tokyo")).parse(text) == expected
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "13:47",
         "2025/09/08",
         "2025/09/08 25:00:00",
-        "2025/09/08 0:30:00 PM",
+        "2025/09/08 13:30:00 PM",
         "1/2/345 10:00",
         "2025/09/08 1:58:00 PM GMT+15",
         "Mon Foo 08 2025 13:58:23 GMT-0500",

@@ -313,8 +313,11 @@ class TimestampReader:
             year = int(f3) + (2000 if len(f3) == 2 else 0)
         hour = int(hh)
         if pm is not None:
-            if not 1 <= hour <= 12:
-                raise TimestampError("bad_timestamp", "an hour outside 1-12 with AM/PM")
+            # 0-11 as well as 1-12: Japanese writes the hour after midnight and after noon as
+            # 0 (CLDR ja "aK:mm:ss": 午前0:05, 午後0:30), and 0 and 12 mean the same with a
+            # marker; an hour refused, every answer of those two hours was bad_timestamp.
+            if not 0 <= hour <= 12:
+                raise TimestampError("bad_timestamp", "an hour outside 0-12 with AM/PM")
             hour = hour % 12 + (12 if pm else 0)
         micro = int(fraction[:6].ljust(6, "0")) if fraction else 0
         try:

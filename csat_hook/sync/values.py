@@ -90,7 +90,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # UTC" is 19:05 UTC); it was read as wall-clock time in results.csv.timezone.
 # 19: a 12-hour time whose hour is 0 (Japanese "午後0:30", CLDR ja "aK:mm:ss") is read (0 AM
 # is 00, 0 PM is 12); it was bad_timestamp.
-READING_VERSION = 19
+# 20: a date whose month is a word, English or Russian ("7 декабря 2026 г. 19:05:12", "Dec 7,
+# 2026 7:05 PM"), is read; it was bad_timestamp.
+READING_VERSION = 20
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a

@@ -236,6 +236,32 @@ def test_a_twelve_hour_clock_from_zero(text, expected):
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("7 декабря 2026 г. 19:05:12", datetime(2026, 12, 7, 16, 5, 12, tzinfo=UTC)),
+        ("07 дек. 2026 19:05", datetime(2026, 12, 7, 16, 5, tzinfo=UTC)),
+        ("3 мая 2026 г., 9:05:12", datetime(2026, 5, 3, 6, 5, 12, tzinfo=UTC)),
+        ("7 сент. 2026 19:05:12 UTC", datetime(2026, 9, 7, 19, 5, 12, tzinfo=UTC)),
+        ("Dec 7, 2026 7:05:12 PM", datetime(2026, 12, 7, 16, 5, 12, tzinfo=UTC)),
+        ("7 December 2026 19:05 GMT+5", datetime(2026, 12, 7, 14, 5, tzinfo=UTC)),
+    ],
+)
+def test_a_month_written_as_a_word(text, expected):
+    """A custom date format saved as CSV spells the month (Russian or English): the word
+    settles day and month, and such a column was every row bad_timestamp."""
+    assert TimestampReader(ZoneInfo("Europe/Moscow")).parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["7 Mai 2026 19:05", "7 Augenblick 2026 19:05", "31 февраля 2026 19:05"]
+)
+def test_a_word_that_is_no_month_is_bad_timestamp(text):
+    with pytest.raises(TimestampError) as caught:
+        TimestampReader(ZoneInfo("Europe/Moscow")).parse(text)
+    assert caught.value.reason == "bad_timestamp"
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "13:47",

@@ -31,9 +31,12 @@ from csat_hook.sync.timestamps.words import MONTHS
 from csat_hook.sync.timestamps.words import OFFSET
 from csat_hook.sync.timestamps.words import RFC1123
 from csat_hook.sync.timestamps.words import RHINO
+from csat_hook.sync.timestamps.words import WORDED_DAY_FIRST
+from csat_hook.sync.timestamps.words import WORDED_MONTH_FIRST
 from csat_hook.sync.timestamps.words import DateOrder
 from csat_hook.sync.timestamps.words import TimestampError
 from csat_hook.sync.timestamps.words import fixed
+from csat_hook.sync.timestamps.words import month_named
 from csat_hook.sync.timestamps.words import normalize_text
 from csat_hook.sync.timestamps.words import offset_minutes
 
@@ -226,16 +229,38 @@ class TimestampReader:
                 abbreviation = word.group(1).upper()
                 text = text[: word.start()]
         core = CORE.fullmatch(text)
-        if core is None:
-            return None
-        f1, f2, f3, hh, mi, ss, fraction = core.groups()
-        separator = "." if "." in text[: core.end(3)] and "/" not in text[: core.end(3)] else "/"
-        wall = self._wall(f1, separator, f2, f3, hh, mi, ss, fraction, pm)
+        if core is not None:
+            f1, f2, f3, hh, mi, ss, fraction = core.groups()
+            head = text[: core.end(3)]
+            separator = "." if "." in head and "/" not in head else "/"
+            wall = self._wall(f1, separator, f2, f3, hh, mi, ss, fraction, pm)
+        else:
+            worded = self._worded(text, pm)
+            if worded is None:
+                return None
+            wall = worded
         if minutes is not None:
             return wall.replace(tzinfo=fixed(minutes)).astimezone(UTC)
         if abbreviation is not None:
             return self._by_abbreviation(wall, abbreviation)
         return self._localize(wall)
+
+    def _worded(self, text: str, pm: bool | None) -> datetime | None:
+        """The wall-clock time of a date whose month is a word (``7 декабря 2026 г.
+        19:05:12``, ``Dec 7, 2026 7:05 PM``), ``text`` without its zone and marker; None when
+        it is not one. No day/month order is needed: the word is the month."""
+        match = WORDED_DAY_FIRST.fullmatch(text)
+        if match is not None:
+            day, word, year, hh, mi, ss = match.groups()
+        else:
+            match = WORDED_MONTH_FIRST.fullmatch(text)
+            if match is None:
+                return None
+            word, day, year, hh, mi, ss = match.groups()
+        month = month_named(word)
+        if month is None:
+            return None
+        return self._wall(year, "-", str(month), day, hh, mi, ss, None, pm)
 
     def _extra(self, text: str) -> datetime:
         """The configured strptime layouts (``results.csv.timestamp_formats``). A layout's

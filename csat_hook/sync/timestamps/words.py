@@ -158,6 +158,43 @@ OFFSET = re.compile(
     r"|([+-])(\d{1,2})(?::?(\d{2}))? ?(?:GMT|UTC))\)?(?= |$)"
 )
 ABBREVIATION = re.compile(r" ([^\W\d_]{2,5})$")
+# A date whose month is a word (a custom Sheets or Excel format saved as CSV: "7 декабря
+# 2026 г. 19:05:12", "07 дек. 2026 19:05", "Dec 7, 2026 7:05:12 PM", "7 December 2026 19:05"):
+# the word settles day and month, whatever the order. Day first, then month first.
+WORDED_DAY_FIRST = re.compile(
+    r"(\d{1,2})\.? ([^\W\d_]{3,9})\.?,? (\d{4})(?: ?г\.?| года)?,? (\d{1,2})[:.](\d{2})"
+    r"(?:[:.](\d{2}))?"
+)
+WORDED_MONTH_FIRST = re.compile(
+    r"([^\W\d_]{3,9})\.? (\d{1,2}),? (\d{4}),? (\d{1,2})[:.](\d{2})(?:[:.](\d{2}))?"
+)
+# Month names a date may spell out, English and Russian (genitive, as dates write it, and
+# nominative); any of them cut to three letters or more names the month (Dec, дек., сент.).
+MONTH_NAMES = (
+    ("january", "января", "январь"),
+    ("february", "февраля", "февраль"),
+    ("march", "марта", "март"),
+    ("april", "апреля", "апрель"),
+    ("may", "мая", "май"),
+    ("june", "июня", "июнь"),
+    ("july", "июля", "июль"),
+    ("august", "августа", "август"),
+    ("september", "сентября", "сентябрь"),
+    ("october", "октября", "октябрь"),
+    ("november", "ноября", "ноябрь"),
+    ("december", "декабря", "декабрь"),
+)
+
+
+def month_named(word: str) -> int | None:
+    """The month (1-12) ``word`` names (:data:`MONTH_NAMES`), None when it names none."""
+    word = word.casefold()
+    if len(word) < 3:
+        return None
+    for number, names in enumerate(MONTH_NAMES, 1):
+        if any(name.startswith(word) for name in names):
+            return number
+    return None
 
 
 class TimestampError(ValueError):

@@ -228,6 +228,14 @@ def print_sync(summary: Any, as_json: bool, *, examples: bool = True) -> None:
             f"  {summary.reverified} answers kept as forged verify under the secrets now "
             "configured: credited, no longer unverified"
         )
+    if summary.before_sent:
+        first = summary.before_sent_first or {}
+        click.echo(
+            f"  {summary.before_sent} answers dated before their survey was sent (the first: "
+            f"{first.get('row')}, {_span(first.get('minutes', 0))} before): credited in their "
+            "survey's period; a clock, or a time zone setting (results.csv.timezone, the "
+            "spreadsheet's), that is off dates them so"
+        )
     for warning in summary.warnings:
         click.echo(f"  warning: {warning}")
     click.echo("requests: " + " ".join(f"{k}={v}" for k, v in summary.requests.items()))
@@ -235,6 +243,16 @@ def print_sync(summary: Any, as_json: bool, *, examples: bool = True) -> None:
         click.echo("output: " + ", ".join(f"{k}={v}" for k, v in output.items()))
     for problem in data.get("problems", []):
         _print_problem(problem, examples)
+
+
+def _span(minutes: int) -> str:
+    """``minutes`` as a person reads a span: ``7 min``, ``5 h``, ``3 h 30 min``, ``2 days``."""
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        hours, rest = divmod(minutes, 60)
+        return f"{hours} h" + (f" {rest} min" if rest else "")
+    return f"{minutes // (24 * 60)} days"
 
 
 def _print_problem(problem: dict[str, Any], examples: bool = True) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,6 +52,9 @@ from csat_hook.sync.records import SourceBatch
 from csat_hook.sync.records import Submission
 
 MAX_LISTED = 50
+# How much earlier than its link was issued a submission may be dated before it is counted
+# (IngestResult.before_sent): the skew allowed to Google's clock (store.WATERMARK_SKEW).
+SENT_SKEW = store.WATERMARK_SKEW
 
 
 @dataclass
@@ -76,6 +80,13 @@ class IngestResult:
     # question made again, drops every answer from then on; a run reading a few at a time
     # judged only its own few, below results.min_skipped_rows, and said "ok" every run.
     unverified_in_a_row: dict[str, int] = field(default_factory=dict)
+    # Credited submissions dated more than SENT_SKEW before their survey's link was issued
+    # (read for the first time by this run), and the first one's row and by how much: a
+    # form's clock, or a zone setting (results.csv.timezone, the spreadsheet's), that is off.
+    # Credited in their survey's period all the same (the cohort is the send time), but the
+    # times the alerts, the digests and the tabs show are off by as much, and nothing said so.
+    before_sent: int = 0
+    before_sent_first: tuple[str, timedelta] | None = None
 
 
 def ingest_submissions(
@@ -375,6 +386,11 @@ def _store_credited(
     for item in credited:
         sub = item.submission
         before = answers.get(item.key)
+        early = item.ref.issued_at - sub.submitted_at
+        if early > SENT_SKEW:
+            result.before_sent += 1
+            if result.before_sent_first is None:
+                result.before_sent_first = (sub.ref, early)
         pair = (item, fields_edited(item, surveys.get(item.key), agents.get(item.ref.helpdesk)))
         result.edited_fields += pair[1]
         if (

@@ -40,6 +40,12 @@ class SyncSummary:
     # Answers kept as forged that a secret added to token.previous_secrets since now verifies:
     # credited by this run (sync/reverify.py), and no longer unverified.
     reverified: int = 0
+    # Answers read by this run dated before their survey was sent (beyond the clock skew
+    # allowed): credited in their survey's period; a clock or a zone setting is off
+    # (ingest.IngestResult.before_sent). ``before_sent_first``: the first one's row and how
+    # many minutes before.
+    before_sent: int = 0
+    before_sent_first: dict[str, Any] | None = None
     skipped_rows: list[dict[str, str]] = field(default_factory=list)
     agents: int = 0
     # The report: "built", or "unchanged" when every output already held it (not rebuilt).
@@ -81,6 +87,10 @@ class SyncSummary:
         self.history_only, self.edited_fields = result.history_only, result.edited_fields
         self.unverified, self.skipped = dict(result.unverified), dict(result.skipped)
         self.unverified_rows, self.skipped_rows = result.unverified_rows, result.skipped_rows
+        self.before_sent = result.before_sent
+        if result.before_sent_first is not None:
+            ref, early = result.before_sent_first
+            self.before_sent_first = {"row": ref, "minutes": round(early.total_seconds() / 60)}
 
 
 @contextlib.contextmanager

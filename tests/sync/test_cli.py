@@ -45,6 +45,8 @@ SUMMARY_KEYS = {
     "edited_in_place",
     "history_only",
     "edited_fields",
+    "before_sent",
+    "before_sent_first",
     "reverified",
     "unverified",
     "unverified_total",

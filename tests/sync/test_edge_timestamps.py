@@ -9,11 +9,13 @@ from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from openpyxl import load_workbook
 
+from csat_hook.cli.sync import print_sync
 from csat_hook.db.schema import alerts
 from csat_hook.db.schema import answers
 from csat_hook.db.schema import sync_skipped_rows
@@ -371,3 +373,40 @@ def test_a_csv_read_in_the_default_zone_says_so(kit, tmp_path: Path):
     assert "ok" not in said[0].split(":")[0] and "13:58" not in said[0]
     assert not run("11/19/2026 13:59:23", {"date_order": "MDY", "timezone": "UTC"})
     assert not run("2026/11/19 1:59:24 PM GMT-5", {})
+
+
+def test_answers_dated_before_their_survey_was_sent_are_counted(kit, tmp_path: Path, capsys):
+    """A sheet kept in New York saved as CSV, read under results.csv.timezone Moscow: every
+    answer is dated eight hours early, before its survey was sent; credited in its survey's
+    period (the cohort is the send time), but the run said "ok" and nothing else while the
+    alerts, the digests and the tabs showed every time eight hours off. The run counts them
+    and names the first row; an answer a few minutes early (Google's clock) is not counted."""
+    sent = kit.now - timedelta(hours=2)
+    early = kit.survey("T-1", "7", "Anna Petrova", created=sent)
+    skew = kit.survey("T-2", "7", "Anna Petrova", created=sent)
+    export = tmp_path / "export.csv"
+    answered = sent.astimezone(ZoneInfo("America/New_York")) + timedelta(hours=1)
+    skewed = sent.astimezone(ZoneInfo("Europe/Moscow")) - timedelta(minutes=3)
+    export.write_text(
+        "Timestamp,Rating,Comment,Agent,Ticket,Reference\n"
+        f"{answered:%m/%d/%Y %H:%M:%S},5,ok,Anna,T-1,{early}\n"
+        f"{skewed:%m/%d/%Y %H:%M:%S},4,,Anna,T-2,{skew}\n",
+        encoding="utf-8",
+    )
+    config = kit.config(
+        results={
+            "source": "csv",
+            "csv": {"path": str(export), "timezone": "Europe/Moscow", "date_order": "MDY"},
+        },
+        output={"gsheets": {"enabled": False}},
+    )
+    summary = kit.run(config)
+    assert summary.status == "ok", summary.error
+    assert summary.new == 2
+    assert summary.before_sent == 1
+    assert summary.before_sent_first == {"row": "row 2", "minutes": 7 * 60}
+    print_sync(summary, False)
+    said = capsys.readouterr().out
+    assert "1 answers dated before their survey was sent (the first: row 2, 7 h before)" in said
+    again = kit.run(config)  # said by the run that reads them, not by every run after
+    assert again.before_sent == 0 and again.before_sent_first is None

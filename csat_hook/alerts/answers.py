@@ -20,6 +20,7 @@ once more (no new alert: same identity).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
@@ -61,21 +62,29 @@ def answer_alerts(
     rules: Sequence[LowRatingRule | CommentRule | NpsDetractorRule | AgentBelowTargetRule],
     inputs: Inputs,
     seen: Mapping[str, datetime],
+    stale: Counter[str] | None = None,
 ) -> list[NewAlert]:
     """The alerts ``rules`` raise over the answers this run changed (``seen``: when each
-    rule was first seen, by ``rule:<name>``), with the reply's context of each answer."""
+    rule was first seen, by ``rule:<name>``), with the reply's context of each answer.
+    ``stale`` counts, by rule, the answers a rule matches that are too old to alert
+    (``alerts.max_age_hours``) and were submitted after it existed: the run says so."""
     now = inputs.now
     too_old = now - timedelta(hours=config.max_age_hours)
     backfill = timedelta(minutes=config.backfill_minutes)
     matched: list[tuple[Any, Changed, str, str]] = []
     for answer in inputs.changed:
-        if answer.submitted_at < too_old:
+        old = answer.submitted_at < too_old
+        if old and stale is None:
             continue
         for rule in rules:
             if answer.submitted_at < seen[f"rule:{rule.name}"] - backfill:
                 continue  # submitted before the rule existed: not replayed
             event = _match(rule, answer, inputs.scale)
             if event is None:
+                continue
+            if old:
+                assert stale is not None
+                stale[rule.name] += 1
                 continue
             score = answer.nps if event == NPS_DETRACTOR else answer.rating
             matched.append(

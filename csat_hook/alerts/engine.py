@@ -126,7 +126,7 @@ def _raise(
     new: list[NewAlert] = []
     answer_rules = [r for r in config.rules if not isinstance(r, AgentBelowTargetRule)]
     if answer_rules and inputs.changed:
-        new += answer_alerts(conn, config, answer_rules, inputs, seen)
+        new += answer_alerts(conn, config, answer_rules, inputs, seen, outcome.too_old)
     data = inputs.data
     if data is not None:
         for rule in config.rules:

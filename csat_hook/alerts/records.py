@@ -127,6 +127,10 @@ class AlertsOutcome:
     queued: int = 0
     held: int = 0
     cancelled: int = 0
+    # Answers a rule matched that this run read, not alerted because they were submitted
+    # more than ``alerts.max_age_hours`` ago (by rule): an export read late, or dated hours
+    # early by a clock or a zone setting, had its low ratings never alerted and nothing said.
+    too_old: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +138,8 @@ class AlertsOutcome:
             "queued": self.queued,
             "held": self.held,
             "cancelled": self.cancelled,
+            # Only when some were: most runs have none, and the summary stays as it was.
+            **({"too_old": dict(self.too_old)} if self.too_old else {}),
         }
 
 

@@ -39,6 +39,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -368,6 +369,8 @@ class SyncRunner(ReportStep, OutputsStep):
                 )
                 if config.alerts.active or outcome.cancelled:
                     summary.alerts = outcome.as_dict()
+                if outcome.too_old:
+                    summary.warnings.append(_too_old_warning(outcome.too_old, config.alerts))
                 del changed, changed_before
                 unverified = store.list_unverified(conn, MAX_UNVERIFIED_LISTED)
                 summary.totals = {
@@ -478,3 +481,15 @@ def _listed_fewer(outputs: list[dict[str, Any]], asked: tuple[int, int]) -> list
                 "run building and encoding the longer lists first"
             )
     return warnings
+
+
+def _too_old_warning(too_old: Mapping[str, int], alerts: Any) -> str:
+    """Said when answers a rule matched were not alerted for their age (``too_old``: by
+    rule): read more than ``alerts.max_age_hours`` after they were submitted (an export
+    downloaded late), or dated hours early (a clock or a zone setting off)."""
+    counted = ", ".join(f"{n} by {rule}" for rule, n in sorted(too_old.items()))
+    return (
+        f"answers matched by alert rules not alerted ({counted}): submitted more than "
+        f"alerts.max_age_hours ({alerts.max_age_hours:g}) before this run read them (an "
+        "export read late, or dated hours early by a clock or a time zone setting)"
+    )

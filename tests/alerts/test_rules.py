@@ -219,6 +219,26 @@ def test_old_answers_never_alert(alerting, clock):
     assert raise_now(alerting, [changed(submitted_at=too_old)]).raised == {}
 
 
+def test_old_answers_the_rule_matches_are_counted(alerting, clock):
+    """An export read days late (or dated hours early by a zone setting): its low ratings,
+    submitted while the rule existed, are too old to alert; the run counts them by rule
+    (the summary's alerts.too_old and a warning), where it said nothing."""
+    raise_now(alerting, [])  # the rule is first seen now
+    clock.advance(3600 * 24 * 5)
+    too_old = clock() - timedelta(hours=alerting.config.alerts.max_age_hours, minutes=1)
+    outcome = raise_now(
+        alerting,
+        [
+            changed(survey_key="late", submitted_at=too_old),
+            changed(survey_key="fine", submitted_at=too_old, rating=5),
+        ],
+    )
+    assert outcome.raised == {}
+    assert outcome.too_old == {"low": 1}
+    assert outcome.as_dict()["too_old"] == {"low": 1}
+    assert "too_old" not in raise_now(alerting, []).as_dict()
+
+
 def test_a_rule_added_later_does_not_replay_history(alerting, clock):
     enabled = clock()
     raise_now(alerting, [])  # the rule is first seen now

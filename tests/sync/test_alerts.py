@@ -877,3 +877,23 @@ def test_an_alert_names_the_team_as_the_report_does(kit, receivers, tmp_path):
     with (report_dir / "alerts.csv").open(encoding="utf-8-sig") as handle:
         [row] = list(csv.DictReader(handle))
     assert row["Team"] == "Billing Team"
+
+
+def test_a_low_rating_read_too_late_to_alert_is_said(loop, kit, fake_helpdesk):
+    """A low rating submitted while the rule existed but read more than max_age_hours later
+    (the form read after an outage; or dated hours early by a zone setting) is not alerted,
+    as documented: the run said "ok" and nothing else, the team never hearing of it."""
+    loop.close_conversation()
+    loop.deliver()
+    token = survey_token(fake_helpdesk)
+    kit.fake.add_form("form-1", [])
+    assert loop.sync().status == "ok"  # the rules are first seen now
+    submitted = kit.now + timedelta(hours=1)
+    kit.now += timedelta(days=3)
+    kit.fake.add_form("form-1", [forms_response(1, submitted, "1", token, "Ждал ответа")])
+    summary = loop.sync()
+    assert summary.status == "ok" and summary.new == 1
+    assert summary.alerts["raised"] == {} and summary.alerts["too_old"] == {"low": 1}
+    [said] = [w for w in summary.warnings if "max_age_hours" in w]
+    assert said.startswith("answers matched by alert rules not alerted (1 by low)")
+    assert "Ждал" not in said

@@ -92,7 +92,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # is 00, 0 PM is 12); it was bad_timestamp.
 # 20: a date whose month is a word, English or Russian ("7 декабря 2026 г. 19:05:12", "Dec 7,
 # 2026 7:05 PM"), is read; it was bad_timestamp.
-READING_VERSION = 20
+# 21: a bare UTC offset after a date that is not ISO ("07.12.2026 19:05:12 +03:00", "... PM
+# -0500") is the offset; it was bad_timestamp.
+READING_VERSION = 21
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a

@@ -253,6 +253,27 @@ def test_a_month_written_as_a_word(text, expected):
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("07.12.2026 19:05:12 +03:00", datetime(2026, 12, 7, 16, 5, 12, tzinfo=UTC)),
+        ("07.12.2026 19:05:12 -0500", datetime(2026, 12, 8, 0, 5, 12, tzinfo=UTC)),
+        ("12/7/2026 7:05:12 PM +0000", datetime(2026, 12, 7, 19, 5, 12, tzinfo=UTC)),
+    ],
+)
+def test_a_bare_utc_offset_after_any_date_layout(text, expected):
+    """An offset without GMT/UTC after a dotted or slashed date (PHP's "d.m.Y H:i:s P",
+    strftime's %z) is the offset, as after an ISO date; it was bad_timestamp."""
+    assert TimestampReader(ZoneInfo("Asia/Tokyo"), date_order="MDY").parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["07.12.2026 19:05:12 +03:60", "07.12.2026 19:05:12 +15:00"])
+def test_a_bare_utc_offset_out_of_range_is_bad_timestamp(text):
+    with pytest.raises(TimestampError) as caught:
+        TimestampReader(ZoneInfo("Asia/Tokyo")).parse(text)
+    assert caught.value.reason == "bad_timestamp"
+
+
+@pytest.mark.parametrize(
     "text", ["7 Mai 2026 19:05", "7 Augenblick 2026 19:05", "31 февраля 2026 19:05"]
 )
 def test_a_word_that_is_no_month_is_bad_timestamp(text):

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from csat_hook.sync.cell_text import strip_format
 from csat_hook.sync.timestamps.words import ABBREVIATION
 from csat_hook.sync.timestamps.words import AMBIGUOUS_ABBREVIATIONS
+from csat_hook.sync.timestamps.words import BARE_OFFSET
 from csat_hook.sync.timestamps.words import CORE
 from csat_hook.sync.timestamps.words import FAST
 from csat_hook.sync.timestamps.words import FIXED_ABBREVIATIONS
@@ -218,6 +219,9 @@ class TimestampReader:
             s1, h1, m1, s2, h2, m2 = found.groups()
             minutes = offset_minutes(s1, h1, m1) if s2 is None else offset_minutes(s2, h2, m2)
             text = " ".join(f"{text[: found.start()]} {text[found.end() :]}".split())
+        elif (bare := BARE_OFFSET.search(text)) is not None:
+            minutes = offset_minutes(*bare.groups())
+            text = text[: bare.start()]
         pm: bool | None = None
         marker = MARKER_RE.search(text)
         if marker is not None:

@@ -158,6 +158,9 @@ OFFSET = re.compile(
     r"|([+-])(\d{1,2})(?::?(\d{2}))? ?(?:GMT|UTC))\)?(?= |$)"
 )
 ABBREVIATION = re.compile(r" ([^\W\d_]{2,5})$")
+# A UTC offset alone after the time, as ISO writes one but after any date layout
+# ("07.12.2026 19:05:12 +03:00", "12/7/2026 7:05 PM -0500": PHP's "P"/"O", strftime's %z).
+BARE_OFFSET = re.compile(r" ([+-])(\d{2}):?(\d{2})$")
 # A date whose month is a word (a custom Sheets or Excel format saved as CSV: "7 декабря
 # 2026 г. 19:05:12", "07 дек. 2026 19:05", "Dec 7, 2026 7:05:12 PM", "7 December 2026 19:05"):
 # the word settles day and month, whatever the order. Day first, then month first.

@@ -13,7 +13,8 @@ Exactly one reply, even when an outcome is unknown. When an earlier attempt may 
 looking for the survey's signed reference):
 
 * found: recorded as sent with the vendor's message id, nothing is posted;
-* not found: posted;
+* not found: posted; or, the dialog reopened since (``cancel_waiting``'s mark), cancelled;
+  nothing is ever posted into a reopened dialog, not even where it cannot be looked up;
 * the vendor cannot be asked now (a retryable error): nothing is posted, the look-up is tried
   again later;
 * the helpdesk cannot be asked at all (no look-up: the generic adapter without ``lookup``,

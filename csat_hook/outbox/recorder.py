@@ -247,6 +247,9 @@ class OutcomeRecorder:
         )
 
     def _cancel(self, item: sa.Row[Any], cancelled: Cancelled) -> None:
+        if item.kind != ALERT:
+            self._cancel_reply(item, cancelled)
+            return
         done = self._write(
             lambda conn: store.mark_cancelled(
                 conn,
@@ -264,6 +267,21 @@ class OutcomeRecorder:
         event = {True: "delivery.cancelled", None: "delivery.undecided"}.get(
             done, "delivery.lease-lost"
         )
+        logger.info(event, extra={**log_fields(item), "error": cancelled.reason})
+
+    def _cancel_reply(self, item: sa.Row[Any], cancelled: Cancelled) -> None:
+        # Its dialog reopened while it could not be cancelled (outbox/reply_delivery.py).
+        done = self._write(
+            lambda conn: store.mark_reply_cancelled(
+                conn,
+                item.id,
+                self.worker_id,
+                self.clock(),
+                note=cancelled.reason,
+                settled=cancelled.settled,
+            )
+        )
+        event = "delivery.cancelled" if done else "delivery.lease-lost"
         logger.info(event, extra={**log_fields(item), "error": cancelled.reason})
 
     def _fail(self, item: sa.Row[Any], failed: Failed) -> None:

@@ -22,9 +22,11 @@ from csat_hook.links import plain_text
 from csat_hook.links import readable_agent_name
 from csat_hook.links import reply_body
 from csat_hook.links import survey_segment
+from csat_hook.outbox import store
 from csat_hook.outbox.results import FOUND_NOTE
 from csat_hook.outbox.results import LOOKUP_SKEW
 from csat_hook.outbox.results import Budget
+from csat_hook.outbox.results import Cancelled
 from csat_hook.outbox.results import Delivery
 from csat_hook.outbox.results import Failed
 from csat_hook.outbox.results import Outcome
@@ -83,6 +85,11 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
     # attempt's outcome is unknown): only a look-up is left.
     if budget.over and uncertain is None:
         return Failed(budget.gave_up)
+    reopened = store.reopened_mark(item.context)
+    if reopened and uncertain is None:
+        # The dialog reopened while this reply was being sent (that attempt ended without
+        # posting it): a survey now would land in a conversation open again.
+        return Cancelled(store.REOPENED_NOTE)
     try:
         prepared = _prepare(delivery, adapter, item, survey, extra)
     except Exception as exc:
@@ -102,6 +109,8 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
         if isinstance(checked, SendResult):
             logger.info("delivery.found", extra=extra)
             return Sent(checked.external_id, reply.text, reply.agent, link, note=FOUND_NOTE)
+        if reopened:
+            return _reopened(checked, budget)
         stop = after_look_up(checked, budget)
         if stop is not None:
             return stop
@@ -129,6 +138,29 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
         wrote = adapter.http.writes_started() != writes
         return unexpected_outcome(exc, wrote=wrote, uncertain=uncertain is not None)
     return Sent(result.external_id, reply.text, reply.agent, link, note=note)
+
+
+def _reopened(checked: DeliveryError | Unchecked | None, budget: Budget) -> Outcome:
+    """What a look-up that found nothing means for a reply of unknown outcome whose dialog
+    reopened since (:func:`~csat_hook.outbox.store.cancel_waiting`'s mark): never a post.
+    Not in the dialog: cancelled, settled (a later close may survey the dialog anew). The
+    helpdesk cannot be asked: cancelled, the earlier attempt may have arrived. The listing
+    unavailable: asked again later (failed once the attempt budget is spent, as any
+    look-up)."""
+    if isinstance(checked, DeliveryError):
+        stop = after_look_up(checked, budget)
+        assert stop is not None  # a retryable look-up error always stops the send
+        return stop
+    if isinstance(checked, Unchecked):
+        return Cancelled(
+            f"{store.REOPENED_NOTE}; an earlier attempt's outcome is unknown and cannot be "
+            f"looked up ({checked.reason}): it may be in the dialog, not posted again"
+        )
+    return Cancelled(
+        f"{store.REOPENED_NOTE}; looked up: an earlier attempt of unknown outcome is not in "
+        "the dialog, not posted",
+        settled=True,
+    )
 
 
 def _prepare(
@@ -172,7 +204,8 @@ def _prepare(
         link=shown,
         agent=agent,
         customer=Person(survey.customer_id, survey.customer_name, survey.customer_email),
-        context=item.context,
+        # The reopen's mark is ours, not the vendor's: no adapter sees it.
+        context={k: v for k, v in (item.context or {}).items() if k != store.REOPENED},
         idempotency_key=f"csat-hook-{item.id}",
         marker=survey.token or "",
         body=body,

@@ -1,6 +1,7 @@
 """What delivering one row needs (:class:`Delivery`) and what it says happened
 (:data:`Outcome`: :class:`Sent`, :class:`Retry`, :class:`Failed`; :class:`Cancelled`, an alert
-withdrawn before it went out), shared by the reply and the alert deliveries.
+withdrawn or a reply's dialog reopened before it went out), shared by the reply and the alert
+deliveries.
 """
 
 from __future__ import annotations
@@ -87,13 +88,17 @@ class Failed:
 @dataclass(frozen=True)
 class Cancelled:
     """Not sent, and not to be: the alert was withdrawn before it went out (its answer no
-    longer matches its rule). ``reason`` is shown to operators and in the Alerts tab.
+    longer matches its rule), or the reply's dialog reopened before it went out. ``reason``
+    is shown to operators and in the Alerts tab.
     ``unrouted``: this delivery alone, its destination taken off the rule (its own mark,
     :func:`~csat_hook.outbox.store.mark_unrouted`, for good): cancelled whatever the alert's
     state when the outcome is written."""
 
     reason: str
     unrouted: bool = False
+    # A reply whose dialog reopened (outbox/reply_delivery.py): ``settled`` when a look-up
+    # found no earlier attempt of unknown outcome in the dialog (nothing of it can be there).
+    settled: bool = False
 
 
 Outcome = Sent | Retry | Failed | Cancelled

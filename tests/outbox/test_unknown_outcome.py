@@ -31,6 +31,7 @@ from tests.scripted import Answer as ScriptedAnswer
 from tests.scripted import script_answers
 
 MESSAGES = "/api/dialogs/{dialog}/messages"
+GENERIC_AUTH = {"X-Webhook-Token": "generic-token-123"}
 
 
 def generic_with_lookup(fake_url: str, **lookup: Any) -> dict[str, Any]:
@@ -139,6 +140,108 @@ def test_a_reopen_leaves_a_reply_of_unknown_outcome_and_the_close_after_it_posts
     [item] = outbox_rows(services)
     assert item.status == "sent"
     assert item.last_error.startswith("found in the dialog after an unknown outcome")
+
+
+def reopen_after_an_unknown_outcome(
+    make_config: Any, make_services: Any, fake_helpdesk: Any, clock: Any, *, lookup: bool = True
+) -> Any:
+    """A reply whose first attempt's outcome is unknown (the vendor kept nothing), its dialog
+    then reopened (a reopen with no time: it cancels whatever it can)."""
+    helpdesks = generic_with_lookup(fake_helpdesk.url)
+    if not lookup:
+        del helpdesks["generic"]["lookup"]
+    services = make_services(make_config(helpdesks=helpdesks))
+    client = create_app(services=services).test_client()
+    auth = GENERIC_AUTH
+    assert (
+        client.post("/webhooks/generic", json=generic_close("D-1"), headers=auth).json["status"]
+        == "queued"
+    )
+    fake_helpdesk.drop_next(1, store=False)  # the vendor kept nothing, the answer lost
+    worker = services.delivery_worker()
+    left_uncertain(services, worker)
+    reopen = {"event": "dialog.reopened", "dialog": {"id": "D-1"}}
+    reopened = client.post("/webhooks/generic", json=reopen, headers=auth).json
+    assert reopened["status"] == "reopened" and reopened["cancelled"] == 0, reopened
+    settle(services, clock)
+    return services, worker
+
+
+def test_a_reply_of_unknown_outcome_not_found_after_a_reopen_is_cancelled_not_posted_late(
+    make_config, make_services, fake_helpdesk, clock
+):
+    # Looked up, not found: it was posted into the dialog open again, a late survey.
+    services, worker = reopen_after_an_unknown_outcome(
+        make_config, make_services, fake_helpdesk, clock
+    )
+
+    worker.run_once()
+
+    assert len(posts(fake_helpdesk)) == 1 and len(gets(fake_helpdesk)) == 1
+    assert stored(fake_helpdesk, "D-1") == []
+    [item] = outbox_rows(services)
+    assert item.status == "cancelled" and item.uncertain_since is None
+    assert item.last_error.startswith("dialog reopened before sending; looked up")
+    with services.engine.connect() as conn:
+        assert conn.execute(sa.text("select status from surveys")).scalar_one() == "cancelled"
+
+
+def test_a_reply_of_unknown_outcome_found_after_a_reopen_is_recorded_sent(
+    make_config, make_services, fake_helpdesk, clock
+):
+    services, worker = reopen_after_an_unknown_outcome(
+        make_config, make_services, fake_helpdesk, clock
+    )
+    fake_helpdesk.store(MESSAGES.format(dialog="D-1"), posts(fake_helpdesk)[0]["body"])
+
+    worker.run_once()
+
+    assert len(posts(fake_helpdesk)) == 1
+    [item] = outbox_rows(services)
+    assert item.status == "sent" and item.last_error.startswith("found in the dialog")
+
+
+def test_a_reply_of_unknown_outcome_that_cannot_be_looked_up_is_not_posted_after_a_reopen(
+    make_config, make_services, fake_helpdesk, clock
+):
+    services, worker = reopen_after_an_unknown_outcome(
+        make_config, make_services, fake_helpdesk, clock, lookup=False
+    )
+
+    worker.run_once()
+
+    assert len(posts(fake_helpdesk)) == 1
+    [item] = outbox_rows(services)
+    assert item.status == "cancelled" and item.uncertain_since is not None
+    assert "it may be in the dialog, not posted again" in item.last_error
+
+
+def test_a_reply_being_sent_when_its_dialog_reopens_is_not_retried_into_it(
+    services, client, fake_helpdesk, clock, monkeypatch
+):
+    # The reopen came while the first attempt was in flight, so it could not cancel the
+    # reply; that attempt was refused (503, not posted), and the retry posted a late survey.
+    queue_generic(services)
+    adapter = services.helpdesks["generic"]
+    original = adapter.send_reply
+    reopen = {"event": "dialog.reopened", "dialog": {"id": "D-1001"}}
+
+    def send_reply(reply: Any) -> Any:
+        answer = client.post("/webhooks/generic", json=reopen, headers=GENERIC_AUTH).json
+        assert answer["cancelled"] == 0, answer
+        return original(reply)
+
+    monkeypatch.setattr(adapter, "send_reply", send_reply)
+    fake_helpdesk.fail_next(1, 503)
+    worker = services.delivery_worker()
+    worker.run_once()
+    monkeypatch.setattr(adapter, "send_reply", original)
+
+    drain(worker, clock)
+
+    assert [r["answered"] for r in posts(fake_helpdesk)] == [503]
+    [item] = outbox_rows(services)
+    assert item.status == "cancelled" and item.last_error == "dialog reopened before sending"
 
 
 def test_a_timed_out_reply_that_landed_is_found_and_not_posted_again(

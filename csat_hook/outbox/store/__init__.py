@@ -38,6 +38,8 @@ from csat_hook.outbox.store.enqueue import KIND_CHANGED
 from csat_hook.outbox.store.enqueue import MAY_HAVE_ARRIVED
 from csat_hook.outbox.store.enqueue import NOT_FOR_DESTINATION
 from csat_hook.outbox.store.enqueue import OUTBOX_COLUMNS
+from csat_hook.outbox.store.enqueue import REOPENED
+from csat_hook.outbox.store.enqueue import REOPENED_NOTE
 from csat_hook.outbox.store.enqueue import UNROUTED
 from csat_hook.outbox.store.enqueue import WITHDRAWN_PREFIX
 from csat_hook.outbox.store.enqueue import cancel_unrouted
@@ -50,6 +52,7 @@ from csat_hook.outbox.store.enqueue import follow_up_key
 from csat_hook.outbox.store.enqueue import is_follow_up
 from csat_hook.outbox.store.enqueue import kept_on_reopen
 from csat_hook.outbox.store.enqueue import mark_unrouted
+from csat_hook.outbox.store.enqueue import reopened_mark
 from csat_hook.outbox.store.enqueue import requeue_withdrawn
 from csat_hook.outbox.store.enqueue import unrouted_reason
 from csat_hook.outbox.store.enqueue import withdrawn_note
@@ -57,6 +60,7 @@ from csat_hook.outbox.store.enqueue import withdrawn_reason
 from csat_hook.outbox.store.outcomes import SentMark
 from csat_hook.outbox.store.outcomes import mark_cancelled
 from csat_hook.outbox.store.outcomes import mark_failed
+from csat_hook.outbox.store.outcomes import mark_reply_cancelled
 from csat_hook.outbox.store.outcomes import mark_sent
 from csat_hook.outbox.store.outcomes import mark_sent_after_takeover
 from csat_hook.outbox.store.outcomes import mark_sent_and_follow_up
@@ -74,6 +78,8 @@ __all__ = [
     "MAY_HAVE_ARRIVED",
     "NOT_FOR_DESTINATION",
     "OUTBOX_COLUMNS",
+    "REOPENED",
+    "REOPENED_NOTE",
     "SURVEY",
     "UNROUTED",
     "WITHDRAWN_PREFIX",
@@ -93,6 +99,7 @@ __all__ = [
     "kept_on_reopen",
     "mark_cancelled",
     "mark_failed",
+    "mark_reply_cancelled",
     "mark_sent",
     "mark_sent_after_takeover",
     "mark_sent_and_follow_up",
@@ -100,6 +107,7 @@ __all__ = [
     "mark_unrouted",
     "next_due_at",
     "release_stale",
+    "reopened_mark",
     "requeue_withdrawn",
     "reschedule",
     "surveys_by_id",

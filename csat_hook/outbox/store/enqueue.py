@@ -348,7 +348,7 @@ def cancel_waiting(
         conn.execute(
             sa.update(outbox)
             .where(*conditions)
-            .values(status=CANCELLED, updated_at=now, last_error="dialog reopened before sending")
+            .values(status=CANCELLED, updated_at=now, last_error=REOPENED_NOTE)
             .returning(outbox.c.survey_id)
         )
         .scalars()
@@ -356,7 +356,61 @@ def cancel_waiting(
     )
     if cancelled:
         conn.execute(sa.update(surveys).where(surveys.c.id.in_(cancelled)).values(status=CANCELLED))
+    _mark_reopened(conn, helpdesk, dialog_id, reopened_at)
     return len(cancelled)
+
+
+# The ``context`` key of a reply whose dialog reopened while it could not be cancelled
+# (:func:`cancel_waiting` leaves a reply being sent, and one whose earlier attempt's outcome
+# is unknown): its next claim settles the earlier attempt by a look-up and posts nothing new
+# (outbox/reply_delivery.py). A ``:`` keeps it apart from the vendors' context keys and the
+# generic adapter's ``mapping.context`` names (which reserve it).
+REOPENED = "csat-hook:reopened"
+REOPENED_NOTE = "dialog reopened before sending"
+
+
+def _mark_reopened(
+    conn: sa.Connection, helpdesk: str, dialog_id: str, reopened_at: datetime | None
+) -> int:
+    """Mark the dialog's replies that :func:`cancel_waiting` cannot cancel, a worker's
+    (``sending``) and those of unknown outcome, so that their next claim does not post them
+    into the reopened dialog (under the same reopen time rule: a reply of a close known to be
+    later is left alone); return how many were marked.
+
+    Only their ``context`` changes, never their status, lease or times: an attempt in flight
+    ends as it ends (sent is sent). Without the mark, a reply of unknown outcome that the
+    look-up did not find was posted into the reopened dialog as a late survey."""
+    query = sa.select(outbox.c.id, outbox.c.context).where(
+        outbox.c.kind == REPLY,
+        outbox.c.helpdesk == helpdesk,
+        outbox.c.dialog_id == dialog_id,
+        sa.or_(
+            outbox.c.status == SENDING,
+            sa.and_(outbox.c.status == PENDING, outbox.c.uncertain_since.is_not(None)),
+        ),
+    )
+    if reopened_at is not None:
+        query = query.where(
+            outbox.c.survey_id.not_in(_closed_after(helpdesk, dialog_id, reopened_at))
+        )
+    marked = 0
+    for row in conn.execute(query).all():
+        context = row.context if isinstance(row.context, dict) else {}
+        if context.get(REOPENED):
+            continue
+        result = conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id == row.id, outbox.c.status.in_([PENDING, SENDING]))
+            .values(context={**context, REOPENED: REOPENED_NOTE})
+        )
+        marked += int(result.rowcount or 0)
+    return marked
+
+
+def reopened_mark(context: Any) -> bool:
+    """Whether a reply's dialog reopened while it could not be cancelled
+    (:func:`_mark_reopened`)."""
+    return isinstance(context, dict) and bool(context.get(REOPENED))
 
 
 def kept_on_reopen(

@@ -389,6 +389,43 @@ def cancel_surveys(conn: sa.Connection, ids: Sequence[int | None]) -> None:
         )
 
 
+def mark_reply_cancelled(
+    conn: sa.Connection,
+    outbox_id: int,
+    worker_id: str,
+    now: datetime,
+    *,
+    note: str,
+    settled: bool,
+) -> bool:
+    """Cancel a claimed reply, not posted, because its dialog reopened while it could not be
+    cancelled (:func:`~.enqueue.cancel_waiting`'s mark), and its survey with it; False when
+    the claim is no longer this worker's.
+
+    ``settled``: a look-up found no earlier attempt in the dialog, so ``uncertain_since`` is
+    cleared (a later close that re-arms the survey posts it without looking for this one).
+    Otherwise it is kept: the earlier attempt may have arrived."""
+    values: dict[str, Any] = {
+        "status": CANCELLED,
+        "lease_until": None,
+        "last_error": unless_erased(fitted(outbox.c.last_error, note), ERASED_NOTE),
+        "last_http_status": None,
+        "updated_at": now,
+    }
+    if settled:
+        values["uncertain_since"] = None
+    row = conn.execute(
+        sa.update(outbox)
+        .where(_owned(outbox_id, worker_id))
+        .values(**values)
+        .returning(outbox.c.survey_id)
+    ).first()
+    if row is None:
+        return False
+    cancel_surveys(conn, [row.survey_id])
+    return True
+
+
 def mark_cancelled(
     conn: sa.Connection,
     outbox_id: int,

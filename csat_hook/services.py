@@ -50,7 +50,7 @@ class Services:
         recorder = CloseRecorder(
             lambda: self.engine,
             policy=self.config.policy,
-            replies_queued=self.waker.notify,
+            replies_queued=self._replies_queued,
             live_seconds=self.config.delivery.worker_dead_after_seconds,
         )
         self.intake = Intake(
@@ -68,6 +68,20 @@ class Services:
             clock=lambda: self.clock(),
             monotonic=time.monotonic,
         )
+
+    def _replies_queued(self) -> None:
+        """Wake this process's delivery threads for replies a batch of closes just queued,
+        unless the batch's NOTIFY already woke one worker (PostgreSQL: the transaction
+        NOTIFYs one live worker, which may be this one): with a worker of this process
+        hearing NOTIFYs, that worker is among those chosen from, so both wake-ups were two
+        for one reply (``serve``'s own worker twice, or it and another process). A worker of
+        this process that does not hear (its listener reconnecting) is woken here, as on
+        SQLite, where nothing else would wake it before its poll."""
+        if self.engine.dialect.name == "postgresql" and any(
+            worker.hears_notifies() for worker in self._workers
+        ):
+            return
+        self.waker.notify()
 
     def close(self) -> None:
         """Wait for what the web threads handed over (closes, clicks) to be written and

@@ -1,7 +1,9 @@
 """Waking delivery workers when a reply is queued; polling is only the fallback.
 
 Inside one process (``csat-hook serve``) the webhook handler calls :meth:`Waker.notify`
-after its commit. Across processes on PostgreSQL, the webhook transaction NOTIFYs one live
+after its commit, on PostgreSQL only while its own worker's listener does not hear (else the
+NOTIFY below may choose that worker: two wake-ups for one reply; ``Services._replies_queued``).
+Across processes on PostgreSQL, the webhook transaction NOTIFYs one live
 worker on its own channel (:func:`notify_workers`: one worker woken per batch of closes, not
 all of them; a worker whose claim fills its threads while more are due passes it on, inside
 the claim statement: :func:`live_channel`), and

@@ -167,6 +167,13 @@ class DeliveryWorker:
         self._threads.append(thread)
         logger.info("worker.started", extra={"worker": self.worker_id, "count": count})
 
+    def hears_notifies(self) -> bool:
+        """Whether this worker was started with a NOTIFY listener (:meth:`start`), is not
+        stopped, and the listener hears now: then a producer's NOTIFY may choose it, and a
+        wake-up of its own for the same reply is a second one."""
+        hearing = self.heartbeat.hearing
+        return not self._stop.is_set() and hearing is not None and hearing()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming; wait up to ``timeout`` for the dispatcher and for the replies in
         flight to finish (the heartbeat keeps their leases meanwhile), then unregister."""

@@ -119,6 +119,30 @@ def test_each_queued_reply_wakes_exactly_one_live_worker(
     assert sum(1 for x in listeners if own(x)) >= 2  # spread, not one worker for everything
 
 
+def test_serve_wakes_its_own_worker_once_per_queued_reply(
+    services: Services, client: Any, listen: Callable[[str], PostgresListener]
+) -> None:
+    # `serve` on PostgreSQL: the close's transaction NOTIFYs one live worker (here the only
+    # one, this process's), and the web process woke its delivery threads in memory as well:
+    # two wake-ups for one reply (with other workers alive, two processes woken).
+    [live] = alive(services, "serve")
+    worker = services.delivery_worker(worker_id=live)
+    heard = listen(live)
+    worker.heartbeat.hearing = heard.hearing  # as start_delivery starts it
+    before = services.waker.generation
+
+    close(client, "serve-once")
+
+    assert settle([heard], 1) == 1  # the NOTIFY, on its own channel
+    assert services.waker.generation == before  # and no second wake-up in memory
+
+    # Its listener not hearing (reconnecting): the NOTIFY may not reach it, so the web
+    # process wakes it in memory, as on SQLite.
+    worker.heartbeat.hearing = lambda: False
+    close(client, "serve-deaf")
+    assert services.waker.generation == before + 1
+
+
 def test_a_worker_that_beat_without_hearing_is_never_the_one_woken(
     services: Services, client: Any, listen: Callable[[str], PostgresListener]
 ) -> None:

@@ -19,6 +19,7 @@ from csat_hook.clicks.web import ShortLinks
 from csat_hook.clock import Clock
 from csat_hook.clock import utcnow
 from csat_hook.config import Config
+from csat_hook.db.clock import DatabaseClock
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
 from csat_hook.helpdesks import build_helpdesks
@@ -139,8 +140,15 @@ def build_services(
     http: HttpClient | None = None,
     engine: Engine | None = None,
     create_tables: bool = True,
+    database_time: bool | None = None,
 ) -> Services:
-    """Engine, HTTP client and adapters for ``config``; creates missing tables by default."""
+    """Engine, HTTP client and adapters for ``config``; creates missing tables by default.
+
+    ``database_time``: on PostgreSQL, the service's clock (queue times, leases, heartbeats)
+    is ``clock`` set to the database server's (:class:`~csat_hook.db.clock.DatabaseClock`),
+    so processes on hosts whose clocks differ agree on when a reply is due and a worker is
+    gone. By default (None) only for the host's own clock, :func:`~csat_hook.clock.utcnow`
+    (a test's clock is its own); SQLite is one host's file and needs none."""
     if http is None:
         http = HttpClient(
             connect_timeout=config.delivery.connect_timeout_seconds,
@@ -156,6 +164,11 @@ def build_services(
             if owned:  # the caller never gets it: close its connection now
                 engine.dispose()
             raise
+    shared = clock
+    if engine.dialect.name == "postgresql" and (
+        database_time or (database_time is None and clock is utcnow)
+    ):
+        shared = DatabaseClock(engine, clock)
     helpdesks = build_helpdesks(config.helpdesks, http=http, clock=clock)
     destinations = build_destinations(
         config.alerts.destinations, http=http, helpdesks=helpdesks, clock=clock
@@ -165,6 +178,6 @@ def build_services(
         engine=engine,
         helpdesks=helpdesks,
         http=http,
-        clock=clock,
+        clock=shared,
         destinations=destinations,
     )

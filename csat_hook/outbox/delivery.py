@@ -19,7 +19,8 @@ looking for the survey's signed reference):
   again later;
 * the helpdesk cannot be asked at all (no look-up: the generic adapter without ``lookup``,
   the dry run; or a permanent refusal such as no permission to list): posted again, as before
-  look-ups existed, with a warning and a note in ``last_error`` (the dialog may show it twice).
+  look-ups existed, with a warning and a note in ``last_error`` (the dialog may show it twice);
+  once: a resend whose outcome is unknown too fails the reply, never a copy per attempt.
 
 An alert whose earlier attempt may have landed is settled as its destination says
 (:meth:`~csat_hook.notify.base.Destination.settle`): a helpdesk note is looked up by its

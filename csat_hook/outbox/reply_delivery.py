@@ -124,6 +124,8 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
     try:
         result = adapter.send_reply(reply)
     except DeliveryError as exc:
+        if exc.outcome_unknown and note is not None:
+            return Failed(_unknown_again(exc.message), exc.http_status)
         if exc.outcome_unknown:
             # Even on the last attempt: the next claim looks whether it landed.
             return Retry(exc)
@@ -136,8 +138,22 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
         # before posting again).
         logger.exception("delivery.unexpected-error", extra=extra)
         wrote = adapter.http.writes_started() != writes
-        return unexpected_outcome(exc, wrote=wrote, uncertain=uncertain is not None)
+        outcome = unexpected_outcome(exc, wrote=wrote, uncertain=uncertain is not None)
+        if isinstance(outcome, Retry) and note is not None:
+            return Failed(_unknown_again(outcome.message))
+        return outcome
     return Sent(result.external_id, reply.text, reply.agent, link, note=note)
+
+
+def _unknown_again(error: str) -> str:
+    """Why a reply sent again without a check (its earlier attempt's outcome unknown, the
+    helpdesk unable to look) is failed when that send's outcome is unknown too: each such
+    send was one more copy, a vendor that stores every post and never answers in time got
+    one per attempt (``delivery.max_attempts``). Two at most."""
+    return (
+        f"{error}; sent again without a check after an unknown outcome, and this send's "
+        "outcome is unknown too: not sent again (the dialog may show the survey twice)"
+    )
 
 
 def _reopened(checked: DeliveryError | Unchecked | None, budget: Budget) -> Outcome:

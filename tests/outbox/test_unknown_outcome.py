@@ -895,3 +895,21 @@ def test_an_operators_retry_keeps_the_idempotency_key_so_a_landed_reply_is_not_d
     assert len(stored(fake_helpdesk)) == 1  # the dialog shows the survey once
     [item] = outbox_rows(services)
     assert item.status == "sent"
+
+
+def test_a_vendor_that_keeps_every_post_and_never_answers_gets_two_copies_not_eight(
+    services, fake_helpdesk, clock
+):
+    # No look-up (the plain generic helpdesk), and every post stored with its answer lost
+    # (a slow vendor behind a proxy that gives up): each unknown outcome was sent again
+    # without a check, once per attempt, delivery.max_attempts (8) copies in the dialog.
+    queue_generic(services)
+    fake_helpdesk.drop_next(services.config.delivery.max_attempts)
+    worker = services.delivery_worker()
+
+    drain(worker, clock)
+
+    assert len(stored(fake_helpdesk)) == 2  # the first, and the one resend without a check
+    [item] = outbox_rows(services)
+    assert item.status == "failed"
+    assert "not sent again" in item.last_error and "twice" in item.last_error

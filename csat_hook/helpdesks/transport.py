@@ -101,16 +101,26 @@ NOT_PROCESSED_5XX = frozenset(
 )
 
 
+# 303 See Other answers a request the server acted on with where to read its result (RFC
+# 9110 15.4.4: "the output of a POST action"). Failed for good as any redirect, a reply in
+# the dialog was shown failed, never looked up, and ``outbox retry`` posted it again. The
+# other redirects (301, 302, 307, 308: moved, or "repeat it there") act on nothing.
+SEE_OTHER = 303
+
+
 def unknown_if_written(status: int) -> bool:
-    """Whether a write answered ``status`` may have been acted on: a server error retried
-    and not one of :data:`NOT_PROCESSED_5XX`. The API's own 500 (a fault after the commit:
-    rendering the answer, a hook, a replica), a proxy's 502 (it forwarded the request and got
-    no valid answer: the API may have crashed, or closed the connection, after storing it), a
-    proxy's timeout, 504 and Cloudflare's 524 ("A timeout occurred": the origin took the
-    request and answered nothing in 100 s), Cloudflare's 520 (the origin's answer was empty or
-    unreadable), and any server error no one documents as "not processed" (a proxy's 598
-    network read timeout, a 560, a status past 599 that no standard defines). For a write,
-    the outcome is unknown (see the module docstring)."""
+    """Whether a write answered ``status`` may have been acted on: 303 See Other
+    (:data:`SEE_OTHER`), or a server error retried and not one of :data:`NOT_PROCESSED_5XX`.
+    The API's own 500 (a fault after the commit: rendering the answer, a hook, a replica), a
+    proxy's 502 (it forwarded the request and got no valid answer: the API may have crashed,
+    or closed the connection, after storing it), a proxy's timeout, 504 and Cloudflare's 524
+    ("A timeout occurred": the origin took the request and answered nothing in 100 s),
+    Cloudflare's 520 (the origin's answer was empty or unreadable), and any server error no
+    one documents as "not processed" (a proxy's 598 network read timeout, a 560, a status
+    past 599 that no standard defines). For a write, the outcome is unknown (see the module
+    docstring)."""
+    if status == SEE_OTHER:
+        return True
     return status >= 500 and is_retryable_status(status) and status not in NOT_PROCESSED_5XX
 
 
@@ -347,7 +357,9 @@ class HttpClient:
             message += f" (a redirect to {target}, not followed)"
         raise DeliveryError(
             f"{message}: {reason}" if reason else message,
-            retryable=is_retryable_status(status),
+            # An unknown outcome is settled by a later attempt (a look-up first), never
+            # failed for good: a 303's is retried as a 5xx's is.
+            retryable=is_retryable_status(status) or unknown,
             http_status=status,
             retry_after=retry_after,
             vendor_reason=reason,

@@ -243,8 +243,37 @@ def test_a_redirect_whose_target_cannot_be_parsed_is_still_its_status(location, 
         error = post(HttpClient(connect_timeout=1, read_timeout=2), url)
 
     assert len(seen) == 1
-    assert error.http_status == int(status[:3]) and not error.retryable
-    assert not error.outcome_unknown
+    assert error.http_status == int(status[:3])
+    # A 303 to a POST says the server acted on it (see the test below): looked up, not
+    # failed; the others act on nothing.
+    see_other = status.startswith(b"303")
+    assert error.retryable is see_other and error.outcome_unknown is see_other
+
+
+@pytest.mark.parametrize(
+    ("status", "unknown"),
+    [(301, False), (302, False), (303, True), (307, False), (308, False)],
+)
+@responses.activate
+def test_a_see_other_after_a_post_is_an_unknown_outcome_other_redirects_a_refusal(status, unknown):
+    # 303 See Other is how a server answers a POST it acted on ("the output of a POST
+    # action", RFC 9110 15.4.4): failed for good, the reply in the dialog was shown failed,
+    # never looked up, and `outbox retry` posted it again. None is followed.
+    responses.post(
+        "https://api.example/messages",
+        status=status,
+        headers={"Location": "https://api.example/messages/9"},
+    )
+    client = HttpClient(connect_timeout=1, read_timeout=2)
+
+    with pytest.raises(DeliveryError) as caught:
+        client.request("POST", "https://api.example/messages", json={"text": "hi"})
+
+    error = caught.value
+    assert len(responses.calls) == 1  # never followed
+    assert error.http_status == status
+    assert error.outcome_unknown is unknown and error.retryable is unknown
+    assert "not followed" in error.message
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])

@@ -107,7 +107,7 @@ class CloseRecorder:
         self._one_statement = not looks_back(policy)
         self._writer: GroupCommit[_Close, dict[str, Any]] = GroupCommit(
             engine,
-            self._write_in,
+            self._write_and_unmark,
             name="close-recorder",
             after_commit=self._after_commit,
             single=lambda _batch: self._one_statement,
@@ -139,6 +139,22 @@ class CloseRecorder:
 
     def _single(self, dialect_name: str) -> bool:
         return self._one_statement and dialect_name == "postgresql"
+
+    def _write_and_unmark(self, conn: sa.Connection, batch: list[_Close]) -> list[dict[str, Any]]:
+        """:meth:`_write_in`, then, for each close of a dialog that may close again found
+        recorded already, the reopen's mark taken off its dialog's replies when the close is
+        later than the reopen (``outbox_store.unmark_reopened``): the re-close of a dialog
+        whose reply's outcome was unknown at the reopen gets that reply."""
+        results = self._write_in(conn, batch)
+        # The one statement of the PostgreSQL path does it itself (store._unmark_sql).
+        if self.policy.cancel_on_reopen and not self._single(conn.dialect.name):
+            for item, result in zip(batch, results, strict=True):
+                if result["status"] == "duplicate" and item.may_revive:
+                    closed_at = trusted_close_time(item.event.close_times, item.now) or item.now
+                    outbox_store.unmark_reopened(
+                        conn, item.event.helpdesk, item.event.dialog_id, closed_at
+                    )
+        return results
 
     def _write_in(self, conn: sa.Connection, batch: list[_Close]) -> list[dict[str, Any]]:
         """One transaction for the batch: one outcome body per close, in order."""

@@ -26,6 +26,8 @@ from csat_hook.db.frozen import driver_rows
 from csat_hook.db.schema import CANCELLED
 from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import QUEUED
+from csat_hook.db.schema import REPLY
+from csat_hook.db.schema import SENDING
 from csat_hook.db.schema import SENT
 from csat_hook.db.schema import SKIPPED
 from csat_hook.db.schema import UTCDateTime
@@ -36,6 +38,7 @@ from csat_hook.db.schema import surveys
 from csat_hook.db.text import folded
 from csat_hook.db.text import in_chunks
 from csat_hook.outbox import wake
+from csat_hook.outbox.store.enqueue import REOPENED
 
 
 # The webhook's hot path runs this on every close. Built once per dialect and executed with
@@ -419,9 +422,34 @@ def _record_closes_sql(reopens: bool) -> str:
         f" {same_key} WHERE s.status = '{QUEUED}'"
         f" ON CONFLICT (survey_id) DO UPDATE SET {_ENQUEUE_RESET} RETURNING survey_id),"
         f" woken AS (SELECT {wake.notify_one_sql('alive_since')}"
-        " FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued)"
+        f" FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued){_unmark_sql(reopens)}"
         " SELECT id, helpdesk, dialog_id, occurrence, status, skip_reason,"
         " (SELECT count(*) FROM woken) AS woken FROM stored"
+    )
+
+
+def _unmark_sql(reopens: bool) -> str:
+    """The CTE that takes a reopen's mark off the replies of a dialog closed again after it
+    (``outbox.store.unmark_reopened``, for the closes found recorded: a key that may close
+    again, not stored by this statement), or nothing without ``reopens``. A mark is only
+    ever our own ISO time; anything else is left, never cast (a cast error would refuse the
+    whole batch)."""
+    if not reopens:
+        return ""
+    mark = f"o.context ->> '{REOPENED}'"
+    return (  # constants only: no value goes into the text
+        f", unmarked AS (UPDATE outbox AS o SET context = (o.context::jsonb - '{REOPENED}')::json"  # noqa: S608
+        # The dialog's replies through its surveys (their key's index, then the outbox's
+        # unique survey_id): a batch reads only the rows of its dialogs.
+        " FROM v JOIN surveys AS d ON d.helpdesk = v.helpdesk AND d.dialog_id = v.dialog_id"
+        f" WHERE v.revive AND o.survey_id = d.id AND o.kind = '{REPLY}'"
+        f" AND o.status IN ('{PENDING}', '{SENDING}')"
+        " AND o.survey_id NOT IN (SELECT id FROM stored)"
+        " AND NOT EXISTS (SELECT 1 FROM stored AS s WHERE s.helpdesk = v.helpdesk"
+        " AND s.dialog_id = v.dialog_id AND s.occurrence = v.occurrence)"
+        f" AND {mark} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9:.]+[+-][0-9]{{2}}:[0-9]{{2}}$'"
+        f" AND v.closed_at > (({mark})::timestamptz AT TIME ZONE 'UTC')"
+        " RETURNING o.id)"
     )
 
 

@@ -216,6 +216,45 @@ def test_a_reply_of_unknown_outcome_that_cannot_be_looked_up_is_not_posted_after
     assert "it may be in the dialog, not posted again" in item.last_error
 
 
+@pytest.mark.parametrize(("closed", "posted"), [(60, True), (-5, False)])
+def test_a_close_after_the_reopen_takes_the_mark_back_a_late_retry_does_not(
+    make_config, make_services, fake_helpdesk, clock, closed, posted
+):
+    # The dialog closed again after the reopen (per_dialog: once, so that close found the
+    # survey recorded: a duplicate) before the reply's next claim: it was cancelled, the
+    # dialog closed for good without a survey. The first close's own retry, delivered after
+    # the reopen, is no new close: the reply stays cancelled.
+    helpdesks = generic_with_lookup(fake_helpdesk.url)
+    helpdesks["generic"]["mapping"] = {"close_time": "closed_at", "reopen_time": "reopened_at"}
+    services = make_services(make_config(helpdesks=helpdesks))
+    client = create_app(services=services).test_client()
+    start = int(clock.now.timestamp())
+    close = generic_close("D-1", closed_at=start - 5)
+    assert client.post("/webhooks/generic", json=close, headers=GENERIC_AUTH).json["status"] == (
+        "queued"
+    )
+    fake_helpdesk.drop_next(1, store=False)
+    worker = services.delivery_worker()
+    left_uncertain(services, worker)
+    clock.advance(5)
+    reopen = {"event": "dialog.reopened", "dialog": {"id": "D-1"}, "reopened_at": start + 3}
+    assert (
+        client.post("/webhooks/generic", json=reopen, headers=GENERIC_AUTH).json["cancelled"] == 0
+    )
+    clock.advance(60)
+    again = generic_close("D-1", closed_at=start + closed)
+    assert client.post("/webhooks/generic", json=again, headers=GENERIC_AUTH).json["status"] == (
+        "duplicate"
+    )
+    settle(services, clock)
+
+    worker.run_once()
+
+    [item] = outbox_rows(services)
+    assert len(stored(fake_helpdesk, "D-1")) == int(posted)
+    assert item.status == ("sent" if posted else "cancelled")
+
+
 def test_a_reply_being_sent_when_its_dialog_reopens_is_not_retried_into_it(
     services, client, fake_helpdesk, clock, monkeypatch
 ):

@@ -54,6 +54,7 @@ from csat_hook.outbox.store.enqueue import kept_on_reopen
 from csat_hook.outbox.store.enqueue import mark_unrouted
 from csat_hook.outbox.store.enqueue import reopened_mark
 from csat_hook.outbox.store.enqueue import requeue_withdrawn
+from csat_hook.outbox.store.enqueue import unmark_reopened
 from csat_hook.outbox.store.enqueue import unrouted_reason
 from csat_hook.outbox.store.enqueue import withdrawn_note
 from csat_hook.outbox.store.enqueue import withdrawn_reason
@@ -111,6 +112,7 @@ __all__ = [
     "requeue_withdrawn",
     "reschedule",
     "surveys_by_id",
+    "unmark_reopened",
     "unregister",
     "unrouted_reason",
     "withdrawn_note",

@@ -11,6 +11,7 @@ import functools
 from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
+from datetime import UTC
 from datetime import datetime
 from typing import Any
 
@@ -356,7 +357,7 @@ def cancel_waiting(
     )
     if cancelled:
         conn.execute(sa.update(surveys).where(surveys.c.id.in_(cancelled)).values(status=CANCELLED))
-    _mark_reopened(conn, helpdesk, dialog_id, reopened_at)
+    _mark_reopened(conn, helpdesk, dialog_id, reopened_at or now)
     return len(cancelled)
 
 
@@ -364,18 +365,20 @@ def cancel_waiting(
 # (:func:`cancel_waiting` leaves a reply being sent, and one whose earlier attempt's outcome
 # is unknown): its next claim settles the earlier attempt by a look-up and posts nothing new
 # (outbox/reply_delivery.py). A ``:`` keeps it apart from the vendors' context keys and the
-# generic adapter's ``mapping.context`` names (which reserve it).
+# generic adapter's ``mapping.context`` names. Its value is the reopen's time.
 REOPENED = "csat-hook:reopened"
 REOPENED_NOTE = "dialog reopened before sending"
 
 
 def _mark_reopened(
-    conn: sa.Connection, helpdesk: str, dialog_id: str, reopened_at: datetime | None
+    conn: sa.Connection, helpdesk: str, dialog_id: str, reopened_at: datetime
 ) -> int:
     """Mark the dialog's replies that :func:`cancel_waiting` cannot cancel, a worker's
     (``sending``) and those of unknown outcome, so that their next claim does not post them
     into the reopened dialog (under the same reopen time rule: a reply of a close known to be
-    later is left alone); return how many were marked.
+    later is left alone); return how many were marked. The mark is the reopen's time (its
+    receive time when the helpdesk gave none): a later close takes it back
+    (:func:`unmark_reopened`).
 
     Only their ``context`` changes, never their status, lease or times: an attempt in flight
     ends as it ends (sent is sent). Without the mark, a reply of unknown outcome that the
@@ -389,27 +392,66 @@ def _mark_reopened(
             sa.and_(outbox.c.status == PENDING, outbox.c.uncertain_since.is_not(None)),
         ),
     )
-    if reopened_at is not None:
-        query = query.where(
-            outbox.c.survey_id.not_in(_closed_after(helpdesk, dialog_id, reopened_at))
-        )
+    query = query.where(outbox.c.survey_id.not_in(_closed_after(helpdesk, dialog_id, reopened_at)))
+    mark = reopened_at.isoformat()
     marked = 0
     for row in conn.execute(query).all():
         context = row.context if isinstance(row.context, dict) else {}
-        if context.get(REOPENED):
+        if context.get(REOPENED) == mark:
             continue
         result = conn.execute(
             sa.update(outbox)
             .where(outbox.c.id == row.id, outbox.c.status.in_([PENDING, SENDING]))
-            .values(context={**context, REOPENED: REOPENED_NOTE})
+            .values(context={**context, REOPENED: mark})
         )
         marked += int(result.rowcount or 0)
     return marked
 
 
+def unmark_reopened(conn: sa.Connection, helpdesk: str, dialog_id: str, closed_at: datetime) -> int:
+    """Take the reopen's mark off the dialog's replies for a close at ``closed_at`` that
+    found its survey already recorded (a ``duplicate``): the dialog closed again after the
+    reopen, so the reply may go out as it would have; return how many. A close no later than
+    the reopen (the first close's retry, delivered late) leaves the mark. A re-close in the
+    window before the reply's next claim was otherwise left without its survey: the survey
+    was neither cancelled (nothing to re-arm) nor sent."""
+    # Through the dialog's surveys (their key's index), not a scan of the outbox.
+    dialog = sa.select(surveys.c.id).where(
+        surveys.c.helpdesk == helpdesk, surveys.c.dialog_id == dialog_id
+    )
+    rows = conn.execute(
+        sa.select(outbox.c.id, outbox.c.context).where(
+            outbox.c.survey_id.in_(dialog),
+            outbox.c.kind == REPLY,
+            outbox.c.status.in_([PENDING, SENDING]),
+        )
+    ).all()
+    unmarked = 0
+    for row in rows:
+        context = row.context if isinstance(row.context, dict) else {}
+        reopened = _mark_time(context.get(REOPENED))
+        if reopened is None or closed_at <= reopened:
+            continue
+        left = {key: value for key, value in context.items() if key != REOPENED}
+        result = conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(context=left))
+        unmarked += int(result.rowcount or 0)
+    return unmarked
+
+
+def _mark_time(value: Any) -> datetime | None:
+    """The reopen time a mark holds (None: no mark; an unreadable one counts as now)."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)  # kept: a later close cannot be told
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 def reopened_mark(context: Any) -> bool:
     """Whether a reply's dialog reopened while it could not be cancelled
-    (:func:`_mark_reopened`)."""
+    (:func:`_mark_reopened`), and closed no later since (:func:`unmark_reopened`)."""
     return isinstance(context, dict) and bool(context.get(REOPENED))
 
 

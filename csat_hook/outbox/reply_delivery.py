@@ -188,9 +188,12 @@ def _prepare(
 ) -> tuple[Reply, str] | Retry:
     """The reply to post and its form link, or a Retry when the agent look-up failed and
     attempts are left. Sends nothing: only the agent look-up reads from the vendor."""
+    # The reopen's mark is ours, not the vendor's: no adapter sees it (a generic adapter's
+    # templates read every context value).
+    context = {k: v for k, v in (item.context or {}).items() if k != store.REOPENED}
     agent = Person(survey.agent_id, survey.agent_name, survey.agent_email)
     try:
-        agent = adapter.resolve_agent(agent, item.context, dialog_id=item.dialog_id)
+        agent = adapter.resolve_agent(agent, context, dialog_id=item.dialog_id)
     except DeliveryError as exc:
         if exc.retryable and item.attempts <= agent_look_up_attempts(delivery.max_attempts):
             # Nothing of the reply was sent: a look-up that timed out is no reason to look
@@ -220,8 +223,7 @@ def _prepare(
         link=shown,
         agent=agent,
         customer=Person(survey.customer_id, survey.customer_name, survey.customer_email),
-        # The reopen's mark is ours, not the vendor's: no adapter sees it.
-        context={k: v for k, v in (item.context or {}).items() if k != store.REOPENED},
+        context=context,
         idempotency_key=f"csat-hook-{item.id}",
         marker=survey.token or "",
         body=body,

@@ -1741,3 +1741,38 @@ def test_a_socks_proxy_without_pysocks_is_warned_about(
     assert bool(said) is warned, said
     if warned:
         assert said[0].startswith(f"{variable} is a SOCKS proxy") and "requests[socks]" in said[0]
+
+
+GSHEETS = {"spreadsheet_id": "s1", "sheet_name": "Form Responses 1"}
+FORMS = {"form_id": "f1", "question_ids": {"rating": "a1", "token": "b2"}}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warned"),
+    [
+        ({}, None),  # the default: a CSV export, local files
+        ({"results": {"source": "gsheets", "gsheets": GSHEETS}}, "results.source gsheets"),
+        ({"results": {"source": "forms_api", "forms_api": FORMS}}, "results.source forms_api"),
+        ({"output": {"gsheets": {"enabled": True, "spreadsheet_id": "s1"}}}, "output.gsheets"),
+        (
+            {
+                "results": {"source": "gsheets", "gsheets": GSHEETS},
+                "google": {"service_account_file": "/etc/csat-hook/sa.json"},
+            },
+            None,
+        ),
+    ],
+)
+def test_a_sync_that_calls_google_without_a_service_account_is_warned_about(overrides, warned):
+    """check-config said "configuration OK" (and serve started) for a Sheets or Forms API
+    source, or the Sheets report, with no service-account key (the example's
+    ``${GOOGLE_SERVICE_ACCOUNT_JSON:-}`` with the variable unset): every sync then failed."""
+    config = load_config(None, env={}, overrides=overrides)
+    said = [w for w in config_warnings(config) if "google.service_account_file" in w]
+    if warned is None:
+        assert said == []
+    else:
+        assert len(said) == 1 and said[0].startswith(warned), said
+        assert "google.service_account_json" in said[0] and "every sync fails" in said[0]
+    result = CliRunner().invoke(main, ["check-config"], env={"CSAT_HOOK_CONFIG": None})
+    assert "google.service_account_file nor" not in result.output  # the defaults need none

@@ -231,6 +231,7 @@ def config_warnings(config: Config) -> list[str]:
             "dropping every packet) is never detected, the statement waits for ever; leave "
             "keepalives out (or 1) to have it detected"
         )
+    warnings.extend(google_without_credentials(config))
     warnings.extend(exchanges_past_the_lease(config))
     warnings.extend(request_warnings(config))
     warnings.extend(public_link_warnings(config))
@@ -271,6 +272,28 @@ def config_warnings(config: Config) -> list[str]:
             "whose agent has no known name reads agent_label_without_name in its place"
         )
     return warnings
+
+
+def google_without_credentials(config: Config) -> list[str]:
+    """A sync that must call Google (a Sheets or Forms API source, or the Sheets report) with
+    no service-account key: check-config said "configuration OK" and serve started, then
+    every sync failed with a config_error (``${GOOGLE_SERVICE_ACCOUNT_JSON:-}``, the
+    example's, is empty while the variable is unset)."""
+    if config.google.has_credentials:
+        return []
+    calls = []
+    if config.results.source in ("gsheets", "forms_api"):
+        calls.append(f"results.source {config.results.source}")
+    if config.output.gsheets.enabled:
+        calls.append("output.gsheets.enabled")
+    if not calls:
+        return []
+    return [
+        f"{' and '.join(calls)} call Google, but neither google.service_account_file nor "
+        "google.service_account_json is set: every sync fails (exit 2) until one is "
+        "(service_account_json: ${GOOGLE_SERVICE_ACCOUNT_JSON} reads the key's JSON from "
+        "the environment)"
+    ]
 
 
 def _plain_http_host(url: object) -> str | None:

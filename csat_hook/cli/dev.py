@@ -21,7 +21,7 @@ from csat_hook.cli.base import pass_state
 from csat_hook.cli.base import unknown_helpdesk
 from csat_hook.cli.sync import SYNC_EXIT_CODES
 from csat_hook.cli.sync import print_sync
-from csat_hook.config.loading import ENV_DATABASE_URL
+from csat_hook.db.engine import ENV_DATABASE_URL
 from csat_hook.devtools import demo as demo_data
 from csat_hook.devtools.discovery import DiscoveryMissingError
 from csat_hook.devtools.fake_google import FakeGoogle

@@ -21,13 +21,12 @@ from csat_hook.config.model import ENV_CONFIG_PATH
 from csat_hook.config.model import Config
 from csat_hook.config.yamlfile import load_yaml
 from csat_hook.db.config import normalize_database_url
+from csat_hook.db.engine import ENV_DATABASE_URL  # wins over database.url (Procfile platforms)
 from csat_hook.errors import ConfigError
 from csat_hook.helpdesks import REGISTRY
 from csat_hook.logs import escaped
 
 MAX_FILE_BYTES = 1_000_000  # config.example.yaml, every key commented, is about 36 kB
-# Wins over database.url (Procfile platforms set it).
-ENV_DATABASE_URL = "DATABASE_URL"
 
 
 def _interpolate(

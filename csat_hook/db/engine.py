@@ -35,6 +35,8 @@ T = TypeVar("T")
 # mid-failover) held `db upgrade`, `serve`'s start and each webhook's request without end. A
 # URL's own ?connect_timeout= is kept.
 CONNECT_TIMEOUT_SECONDS = 10
+# The environment variable that wins over database.url (config/loading.py reads it).
+ENV_DATABASE_URL = "DATABASE_URL"
 # How long one PostgreSQL statement may run (lock waits included) before the server cancels it
 # (an OperationalError: the delivery worker backs off and tries again, a webhook answers 503).
 # There was no bound: a statement waiting on a row an idle-in-transaction session held (an
@@ -189,6 +191,24 @@ def sqlite_file(url: str | sa.URL) -> str | None:
     return None if database == ":memory:" or database.startswith("file:") else database
 
 
+def _url_source(path: str) -> tuple[str, str]:
+    """Where the SQLite file's URL came from, for an error about it: ``$DATABASE_URL`` (which
+    wins over the file's ``database.url``; the loader says so of its own errors) when that
+    variable names this file, else ``database.url``. An operator with the variable set read
+    "database.url: cannot create …" and looked at a file whose database.url was fine."""
+    given = os.environ.get(ENV_DATABASE_URL, "").strip()
+    try:
+        from_env = bool(given) and sqlite_file(given) == path
+    except sa.exc.ArgumentError:
+        from_env = False
+    if from_env:
+        return (
+            f"${ENV_DATABASE_URL}",
+            f" (the URL given by ${ENV_DATABASE_URL}, which wins over the file)",
+        )
+    return "database.url", ""
+
+
 def _sqlite_engine(url: sa.URL) -> Engine:
     # The URL's own ?timeout= (checked by db/config.py), else ours: how long a write waits
     # for the writer lock, this process's and then another's.
@@ -200,9 +220,11 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         # A file of something else is refused before anything is changed: it was made
         # owner-only first and the open then failed, its owner's file changed for nothing.
         if (problem := _not_sqlite(path)) is not None:
+            key, given_by = _url_source(path)
             raise ConfigError(
-                f"database.url: {path} is not a SQLite database ({problem}); nothing "
-                "was changed: point database.url at the service's database, or at a new file"
+                f"database.url: {path} is not a SQLite database ({problem}){given_by}; "
+                f"nothing was changed: point {key} at the service's database, or at a new "
+                "file"
             )
         # The file holds customer data: owner-only, and so are the -wal and -shm files,
         # which SQLite creates with the database file's permissions (and the writers' lock
@@ -216,6 +238,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         except OSError as exc:  # a folder that is a file, no permission, a read-only disk
             raise ConfigError(
                 f"database.url: cannot create the SQLite file {path} ({exc.strerror})"
+                + _url_source(path)[1]
             ) from None
     engine = sa.create_engine(
         url,

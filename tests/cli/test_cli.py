@@ -729,3 +729,26 @@ def test_sync_interval_without_periodic_is_bad_usage_not_one_run(tmp_path):
     assert result.exit_code == 2, result.output
     assert "--interval" in result.output and "--periodic" in result.output
     assert not (tmp_path / "cli.sqlite3").exists()
+
+
+def test_a_sqlite_file_refused_names_database_url_as_the_variable_that_gave_it(tmp_path):
+    # With $DATABASE_URL set (it wins over the file), "database.url: cannot create the SQLite
+    # file …" sent the operator to a config file whose database.url was fine.
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    other = tmp_path / "notes.txt"
+    other.write_text("not a database\n")
+    for url, said in [
+        (folder, f"database.url: cannot create the SQLite file {folder} "),
+        (other, f"database.url: {other} is not a SQLite database"),
+    ]:
+        result = invoke(tmp_path, "db", "upgrade", DATABASE_URL=f"sqlite:///{url}")
+
+        assert result.exit_code == 2, result.output
+        assert said in result.output
+        assert "(the URL given by $DATABASE_URL, which wins over the file)" in result.output
+    assert "point $DATABASE_URL at" in result.output
+    (tmp_path / "c.yaml").write_text(f"database:\n  url: sqlite:///{other}\n")
+    from_file = invoke(tmp_path, "-c", str(tmp_path / "c.yaml"), "db", "upgrade", DATABASE_URL=None)
+    assert from_file.exit_code == 2, from_file.output
+    assert "$DATABASE_URL" not in from_file.output and "point database.url at" in from_file.output

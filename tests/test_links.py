@@ -586,3 +586,17 @@ def test_the_long_link_and_other_hosts_are_not_taken_for_a_short_link():
         assert FormConfig(url=url, fields={"token": "entry.3"}).url == url
     form = FormConfig(kind="template", url_template="https://tally.so/r/abc?ref={token}")
     assert form.url_template == "https://tally.so/r/abc?ref={token}"
+
+
+def test_a_prefilled_link_without_a_token_field_is_refused_not_printed_as_a_block():
+    # It printed a survey.form block without fields.token, exit 0, and a warning on stderr:
+    # pasted, check-config refused it ("survey.form: fields.token is required").
+    link = (
+        "https://docs.google.com/forms/d/e/1FAIpQLSe_abc/viewform?usp=pp_url"
+        "&entry.11=agent_name&entry.22=ticket&entry.33=signed"
+    )
+    result = CliRunner().invoke(main, ["form-fields", link])
+    assert result.exit_code == 2, result.output
+    assert "no field holds the value 'token'" in result.output
+    assert "entry.33='signed'" in result.output and "survey.form.fields.token" in result.output
+    assert "fields:" not in result.output and "Traceback" not in result.output

@@ -208,6 +208,18 @@ def form_fields(prefilled_link: str) -> None:
         parsed = parse_prefilled_link(prefilled_link)
     except ConfigError as exc:
         raise click.BadParameter(exc.message, param_hint="PREFILLED_LINK") from None
+    if "token" not in parsed.roles:
+        # The block printed was one check-config refuses (survey.form: fields.token is
+        # required), with exit 0 and a warning: said now instead, as a link check-config
+        # would refuse is.
+        unmatched = ", ".join(f"{e}={v!r}" for e, v in parsed.unmatched.items())
+        raise click.BadParameter(
+            "no field holds the value 'token': type token as the reference question's "
+            "value before getting the link (answers are credited by it; "
+            "survey.form.fields.token is required)"
+            + (f"; matched no role: {unmatched}" if unmatched else ""),
+            param_hint="PREFILLED_LINK",
+        )
     snippet = {
         "survey": {"form": {"kind": "google_forms", "url": parsed.url, "fields": parsed.roles}}
     }
@@ -216,10 +228,6 @@ def form_fields(prefilled_link: str) -> None:
         click.echo(
             f"# {entry}: sample value {value!r} matched no role "
             f"({', '.join(PREFILL_ROLES)}; a score 0-10 for rating)"
-        )
-    if "token" not in parsed.roles:
-        click.echo(
-            "# warning: no token field found; answers cannot be credited without it", err=True
         )
 
 

@@ -1776,3 +1776,18 @@ def test_a_sync_that_calls_google_without_a_service_account_is_warned_about(over
         assert "google.service_account_json" in said[0] and "every sync fails" in said[0]
     result = CliRunner().invoke(main, ["check-config"], env={"CSAT_HOOK_CONFIG": None})
     assert "google.service_account_file nor" not in result.output  # the defaults need none
+
+
+def test_a_config_file_that_cannot_be_read_names_csat_hook_config_when_it_gave_the_path(tmp_path):
+    # The Procfile's web: (csat_hook.wsgi) reads $CSAT_HOOK_CONFIG itself: a typo in it said
+    # "cannot read config file …", naming no variable.
+    missing = tmp_path / "csat-hook.yml"
+    with pytest.raises(ConfigError) as from_env:
+        load_config(env={"CSAT_HOOK_CONFIG": str(missing)})
+    assert from_env.value.message == (
+        f"cannot read config file {missing}: No such file or directory (the path given by "
+        "$CSAT_HOOK_CONFIG, the environment variable)"
+    )
+    with pytest.raises(ConfigError) as given:
+        load_config(str(missing), env={"CSAT_HOOK_CONFIG": str(missing)})
+    assert "CSAT_HOOK_CONFIG" not in given.value.message

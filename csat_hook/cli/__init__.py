@@ -92,4 +92,5 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
     """Survey customers when a helpdesk dialog closes; per-agent CSAT in Google Sheets."""
-    ctx.obj = State(config_path)
+    from_env = ctx.get_parameter_source("config_path") is click.core.ParameterSource.ENVIRONMENT
+    ctx.obj = State(config_path, from_env=from_env)

@@ -12,6 +12,7 @@ import click
 
 from csat_hook.config import Config
 from csat_hook.config import load_config
+from csat_hook.config.loading import given_by_variable
 from csat_hook.config.loading import read_config_file
 from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
@@ -89,8 +90,10 @@ class Digits(click.IntRange):
 class State:
     """Lazily loaded configuration shared by the subcommands."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, *, from_env: bool = False) -> None:
         self.path = path
+        # The path came from $CSAT_HOOK_CONFIG: named when the file cannot be read.
+        self.from_env = from_env
         # The file's bytes as read: a pipe (`-c /dev/stdin`) cannot be read again by a child
         # process (serve's sync), which is given them instead.
         self.text: bytes | None = None
@@ -101,13 +104,19 @@ class State:
         if self._config is None:
             try:
                 if self.path:
-                    self.text = read_config_file(self.path)
+                    self.text = self._read(self.path)
                 self._config = load_config(self.path, text=self.text)
             except ConfigError as exc:
                 raise ConfigProblem(exc.message) from None
             logs = self._config.logging
             setup_logging(logs.level, logs.format, access_log=logs.access_log)
         return self._config
+
+    def _read(self, path: str) -> bytes:
+        try:
+            return read_config_file(path)
+        except ConfigError as exc:
+            raise (given_by_variable(exc) if self.from_env else exc) from None
 
     def services(self) -> Services:
         # The web side's composition (Flask among it) is loaded by the commands that use it,

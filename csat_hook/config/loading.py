@@ -216,6 +216,7 @@ def load_config(
     names it.
     """
     env = os.environ if env is None else env
+    from_env = path is None
     if path is None:
         # Set but empty is refused below, as `-c ""` is: taken as unset, the process ran on
         # the built-in defaults beside the ones that read the real file.
@@ -229,7 +230,10 @@ def load_config(
         )
     if path is not None:
         source = str(path)
-        data = read_config_file(path) if text is None else text
+        try:
+            data = read_config_file(path) if text is None else text
+        except ConfigError as exc:
+            raise (given_by_variable(exc) if from_env else exc) from None
         loaded = load_yaml(data, source)
         if loaded is None:
             loaded = {}
@@ -316,6 +320,15 @@ def load_config(
     # edited one) must not withdraw what the newer one raised: alerts/recheck.py.
     config.alerts.mark_loaded(utcnow())
     return config
+
+
+def given_by_variable(error: ConfigError) -> ConfigError:
+    """``error`` about the file ``$CSAT_HOOK_CONFIG`` named, naming the variable: "cannot
+    read config file /etc/csat-hook.yml" sent the operator looking for a --config they
+    never typed."""
+    return ConfigError(
+        f"{error.message} (the path given by ${ENV_CONFIG_PATH}, the environment variable)"
+    )
 
 
 def read_config_file(path: str | os.PathLike[str]) -> bytes:

@@ -752,3 +752,16 @@ def test_a_sqlite_file_refused_names_database_url_as_the_variable_that_gave_it(t
     from_file = invoke(tmp_path, "-c", str(tmp_path / "c.yaml"), "db", "upgrade", DATABASE_URL=None)
     assert from_file.exit_code == 2, from_file.output
     assert "$DATABASE_URL" not in from_file.output and "point database.url at" in from_file.output
+
+
+def test_a_config_file_that_cannot_be_read_names_the_variable_that_gave_its_path(tmp_path):
+    # CSAT_HOOK_CONFIG=/etc/csat-hook.yml (a typo) said "cannot read config file
+    # /etc/csat-hook.yml", naming no variable: the operator looked for a --config never typed.
+    missing = tmp_path / "csat-hook.yml"
+    result = invoke(tmp_path, "check-config", CSAT_HOOK_CONFIG=str(missing))
+
+    assert result.exit_code == 2, result.output
+    assert f"cannot read config file {missing}: No such file or directory" in result.output
+    assert "(the path given by $CSAT_HOOK_CONFIG, the environment variable)" in result.output
+    typed = invoke(tmp_path, "-c", str(missing), "check-config")
+    assert typed.exit_code == 2 and "CSAT_HOOK_CONFIG" not in typed.output, typed.output

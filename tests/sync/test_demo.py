@@ -70,6 +70,8 @@ def test_the_demo_gives_a_realistic_report_whose_figures_agree(tmp_path, databas
 
     again = CliRunner().invoke(main, ["-c", str(config), "dev", "demo"], env={})
     assert again.exit_code == 2 and "already holds the demo" in again.output
+    # The sync it tells of is this configuration's: a bare `csat-hook sync` read the defaults.
+    assert f"run `csat-hook -c {config} sync`" in again.output, again.output
     synced = CliRunner().invoke(main, ["-c", str(config), "sync", "--json"], env={})
     summary = json.loads(synced.stdout)
     assert (summary["new"], summary["updated"]) == (0, 0)

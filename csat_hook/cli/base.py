@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from typing import Any
@@ -132,6 +133,15 @@ class State:
 
 
 pass_state = click.make_pass_decorator(State)
+
+
+def command_line(state: State, words: str) -> str:
+    """```csat-hook <words>``` as the operator must type it for this configuration: with the
+    ``-c`` this command was given. A hint to run a bare ``csat-hook db upgrade`` (or
+    ``sync``) after ``csat-hook -c prod.yaml …`` read the built-in defaults: another
+    database. A path from ``$CSAT_HOOK_CONFIG`` is still set for the next command."""
+    given = f" -c {shlex.quote(state.path)}" if state.path and not state.from_env else ""
+    return f"`csat-hook{given} {words}`"
 
 
 def shown(text: str) -> str:

@@ -17,6 +17,7 @@ import yaml
 
 from csat_hook import tokens
 from csat_hook.cli.base import State
+from csat_hook.cli.base import command_line
 from csat_hook.cli.base import pass_state
 from csat_hook.cli.base import shown
 from csat_hook.config import config_warnings
@@ -89,8 +90,8 @@ def db_current(state: State) -> None:
     file = sqlite_file(state.config.database.url)
     if file is not None and not Path(file).exists():
         click.echo(
-            f"current: none (no database at {shown(file)} yet: `csat-hook db upgrade` or any "
-            f"start makes it)  latest: {head}"
+            f"current: none (no database at {shown(file)} yet: "
+            f"{command_line(state, 'db upgrade')} or any start makes it)  latest: {head}"
         )
         return
     engine = make_engine(state.config.database.url, pool_size=1)
@@ -101,7 +102,7 @@ def db_current(state: State) -> None:
     if current == head:
         hint = ""
     elif current is None or current in known_revisions():
-        hint = "  (run `csat-hook db upgrade`)"
+        hint = f"  (run {command_line(state, 'db upgrade')})"
     else:  # a newer release upgraded it: `db upgrade` here would refuse
         hint = "  (newer than this release: run the release that upgraded it)"
     click.echo(f"current: {shown(current or 'none')}  latest: {head}{hint}")

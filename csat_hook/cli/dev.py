@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import click
 
 from csat_hook.cli.base import ConfigProblem
 from csat_hook.cli.base import State
+from csat_hook.cli.base import command_line
 from csat_hook.cli.base import pass_state
 from csat_hook.cli.base import unknown_helpdesk
 from csat_hook.cli.sync import SYNC_EXIT_CODES
@@ -240,12 +240,12 @@ def demo(state: State, helpdesk: str | None, seed: int) -> None:
     try:
         with engine.begin() as conn:
             if demo_data.seeded(conn, name):
-                # The command with this configuration: a bare `csat-hook sync`, run as told,
-                # read the built-in defaults (another database, no export: exit 2).
-                given = f" -c {shlex.quote(state.path)}" if state.path else ""
+                # With this configuration: a bare `csat-hook sync`, run as told, read the
+                # built-in defaults (another database, no export: exit 2).
                 raise ConfigProblem(
-                    f"database.url already holds the demo's surveys; run `csat-hook{given} "
-                    "sync` to write the report again, or remove the database to start over"
+                    "database.url already holds the demo's surveys; run "
+                    f"{command_line(state, 'sync')} to write the report again, or remove the "
+                    "database to start over"
                 )
             if demo_data.others(conn, name):
                 # $DATABASE_URL (a platform's shell sets it) or a production config: its

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from csat_hook.cli.base import State
+from csat_hook.cli.base import command_line
 from csat_hook.cli.base import pass_state
 from csat_hook.cli.base import shown
 from csat_hook.cli.base import unknown_helpdesk
@@ -151,14 +152,15 @@ def erase(
     is running (the erasure waits for its lock as a sync does): nothing was erased."""
     selector = _selector(email, helpdesk, customer_id, dialog_id)
     config = state.config
+    upgrade = command_line(state, "db upgrade")
     if not apply:
-        _database_there(config.database.url)
+        _database_there(config.database.url, upgrade)
     engine = make_engine(config.database.url, pool_size=1)
     try:
         if apply:
             create_schema(engine)
         else:
-            _schema_current(engine)
+            _schema_current(engine, upgrade)
         if selector.helpdesk is not None:
             _known_helpdesk(engine, config, selector.helpdesk)
         selector, matched = _as_stored(engine, selector)
@@ -195,7 +197,7 @@ def erase(
         sys.exit(1)
 
 
-def _database_there(url: str) -> None:
+def _database_there(url: str, upgrade: str) -> None:
     """A dry run creates no database: a SQLite URL naming a file that is not there (a new
     install, a mistyped path) is said (exit 2), before the engine would create the file and
     its folder (db/engine.py) only to find no schema in it."""
@@ -207,13 +209,13 @@ def _database_there(url: str) -> None:
         return  # a URI filename is SQLite's to open (mode=ro may forbid creating it)
     click.echo(
         f"Nothing erased: no SQLite database at {shown(path)} (database.url): a dry run "
-        "creates nothing. Check the path (`csat-hook db upgrade` creates a database there).",
+        f"creates nothing. Check the path ({upgrade} creates a database there).",
         err=True,
     )
     sys.exit(2)
 
 
-def _schema_current(engine: Engine) -> None:
+def _schema_current(engine: Engine, upgrade: str) -> None:
     """A dry run changes nothing, the schema included: on a database whose schema is not this
     release's, say what to run instead of migrating it (exit 2)."""
     current = current_revision(engine)
@@ -225,7 +227,7 @@ def _schema_current(engine: Engine) -> None:
         said = (
             f"the database schema is at revision {shown(current or 'none (empty)')}, this "
             f"release's is {head}: a dry run changes nothing, the schema included. Run "
-            "`csat-hook db upgrade` first (or erase with --yes, which upgrades it)."
+            f"{upgrade} first (or erase with --yes, which upgrades it)."
         )
     else:
         said = (

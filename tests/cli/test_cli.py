@@ -765,3 +765,18 @@ def test_a_config_file_that_cannot_be_read_names_the_variable_that_gave_its_path
     assert "(the path given by $CSAT_HOOK_CONFIG, the environment variable)" in result.output
     typed = invoke(tmp_path, "-c", str(missing), "check-config")
     assert typed.exit_code == 2 and "CSAT_HOOK_CONFIG" not in typed.output, typed.output
+
+
+def test_a_command_it_tells_to_run_carries_the_config_it_was_given(tmp_path):
+    # `csat-hook -c prod.yaml db current` said "run `csat-hook db upgrade`": run as told, that
+    # read the built-in defaults (another database). So did erase's dry run and dev demo.
+    database = tmp_path / "prod db.sqlite3"
+    config = tmp_path / "prod conf.yaml"
+    config.write_text(f"database:\n  url: sqlite:///{database}\n")
+    told = f"`csat-hook -c '{config}' db upgrade`"
+    current = invoke(tmp_path, "-c", str(config), "db", "current", DATABASE_URL=None)
+    assert current.exit_code == 0 and told in current.output, current.output
+    dry = invoke(tmp_path, "-c", str(config), "erase", "--email", "a@b.example", DATABASE_URL=None)
+    assert dry.exit_code == 2 and told in dry.output, dry.output
+    from_env = invoke(tmp_path, "db", "current", DATABASE_URL=None, CSAT_HOOK_CONFIG=str(config))
+    assert "`csat-hook db upgrade`" in from_env.output, from_env.output  # still set then

@@ -30,7 +30,7 @@ def test_a_dry_run_on_a_schema_behind_changes_nothing_and_says_to_upgrade(
         for args in (("--email", "maria@example.com"), ("--helpdesk", "dryrun", "--dialog", "D-1")):
             result = CliRunner().invoke(main, ["-c", str(path), "erase", *args])
             assert result.exit_code == 2, result.output
-            assert "csat-hook db upgrade" in result.output
+            assert f"csat-hook -c {path} db upgrade" in result.output  # the -c given
             assert "0020" in result.output and migrate.head_revision() in result.output
             assert "maria" not in result.output
             assert migrate.current_revision(engine) == "0020"
@@ -53,7 +53,7 @@ def test_a_dry_run_on_an_empty_database_creates_nothing(database_url: str, tmp_p
             main, ["-c", str(path), "erase", "--email", "maria@example.com"]
         )
         assert result.exit_code == 2, result.output
-        assert "csat-hook db upgrade" in result.output
+        assert f"csat-hook -c {path} db upgrade" in result.output  # the -c given
         assert migrate.current_revision(engine) is None
     finally:
         engine.dispose()

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from csat_hook.cli.base import ConfigProblem
 from csat_hook.cli.base import Seconds
 from csat_hook.cli.base import State
+from csat_hook.cli.base import command_line
 from csat_hook.cli.base import pass_state
 from csat_hook.config import Config
 from csat_hook.config import log_config_warnings
@@ -110,6 +111,7 @@ def sync(
             interval=interval,
             keep_waiting=keep_waiting,
             stop=stop,
+            rerun=command_line(state, "sync"),
         )
     finally:
         engine.dispose()
@@ -156,6 +158,7 @@ def _sync_loop(
     interval: float | None,
     keep_waiting: bool = False,
     stop: threading.Event | None = None,
+    rerun: str = "`csat-hook sync`",
 ) -> int:
     """One run (its exit code), or runs every interval until SIGTERM/SIGINT (then 0;
     ``stop``: the event those set, made here when not given)."""
@@ -173,7 +176,7 @@ def _sync_loop(
         summary = runner.run(dry_run=dry_run, full=full)
         if not (keep_waiting and summary.waiting_for):  # the runner says that once, calmly
             # This output is the process's log (serve's sync, a `clock:` process): no cell.
-            print_sync(summary, as_json, examples=False)
+            print_sync(summary, as_json, examples=False, rerun=rerun)
         if summary.status == "config_error" and not keep_waiting:
             return 2  # retrying cannot fix the configuration
         elapsed = time.monotonic() - started
@@ -185,7 +188,9 @@ def _reasons(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "-"
 
 
-def print_sync(summary: Any, as_json: bool, *, examples: bool = True) -> None:
+def print_sync(
+    summary: Any, as_json: bool, *, examples: bool = True, rerun: str = "`csat-hook sync`"
+) -> None:
     """Print a run's summary. ``examples`` False: a data_error's example cell (the text a
     respondent typed) is left out, for output that is a log (periodic runs)."""
     data = summary.as_dict()
@@ -242,7 +247,7 @@ def print_sync(summary: Any, as_json: bool, *, examples: bool = True) -> None:
     for output in summary.outputs:
         click.echo("output: " + ", ".join(f"{k}={v}" for k, v in output.items()))
     for problem in data.get("problems", []):
-        _print_problem(problem, examples)
+        _print_problem(problem, examples, rerun)
 
 
 def _span(minutes: int) -> str:
@@ -255,7 +260,9 @@ def _span(minutes: int) -> str:
     return f"{minutes // (24 * 60)} days"
 
 
-def _print_problem(problem: dict[str, Any], examples: bool = True) -> None:
+def _print_problem(
+    problem: dict[str, Any], examples: bool = True, rerun: str = "`csat-hook sync`"
+) -> None:
     """A data_error, for the operator: the column, one example cell, why, what to change."""
     if problem.get("kind") == "unverified":
         click.echo(
@@ -269,7 +276,9 @@ def _print_problem(problem: dict[str, Any], examples: bool = True) -> None:
     if problem["example"]:
         example = f" e.g. {problem['example']!r}"
     elif not examples:
-        example = " (run `csat-hook sync` by hand to see an example cell)"
+        # With the -c of this process (serve's sync, run with `-c x.yaml serve`): a bare
+        # `csat-hook sync` read the built-in defaults.
+        example = f" (run {rerun} by hand to see an example cell)"
     else:
         example = ""
     click.echo(

@@ -642,3 +642,28 @@ def test_a_single_sync_with_the_database_down_still_exits_1(tmp_path, database_u
     monkeypatch.setattr(sync_cli, "make_sync_engine", down)
     result = invoke(write_config(tmp_path, database_url))
     assert result.exit_code == 1 and "cannot connect to the database" in result.stderr
+
+
+def test_a_periodic_run_tells_to_rerun_with_the_config_it_was_given(
+    tmp_path, database_url, monkeypatch
+):
+    # serve's sync (`csat-hook -c prod.yaml serve`) said "run `csat-hook sync` by hand to see
+    # an example cell": run as told, that read the built-in defaults, another database.
+    from csat_hook.cli import sync as sync_cli
+
+    config = write_config(tmp_path, database_url)
+    given = {}
+
+    def loop(runner, config, **kwargs):
+        given.update(kwargs)
+        return 0
+
+    monkeypatch.setattr(sync_cli, "_sync_loop", loop)
+    result = invoke(config, "--periodic", "--interval", "1")
+    assert result.exit_code == 0, result.output
+    assert given["rerun"] == f"`csat-hook -c {config} sync`"
+    problem = {"reason": "bad_rating", "example": None, "new_only": False, "count": 3}
+    problem |= {"rows": 4, "column": "Rating", "detail": "d", "fix": "f", "setting": "s"}
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        sync_cli._print_problem(problem, examples=False, rerun=given["rerun"])
+    assert f"run `csat-hook -c {config} sync` by hand" in err.getvalue(), err.getvalue()

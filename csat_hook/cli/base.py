@@ -29,17 +29,17 @@ class ConfigProblem(click.ClickException):
     exit_code = 2
 
 
-# What the database can hold: a count of rows to list, a row's id (64-bit).
-LIMIT = click.IntRange(1, 1_000_000)
-ROW_ID = click.IntRange(1, 2**63 - 1)
-
-
 class Seconds(click.FloatRange):
     """A number of seconds within the range; click's FloatRange lets nan through."""
 
     name = "seconds"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                float(value)
+            except ValueError:  # click said "'x' is not a valid seconds."
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
         number = super().convert(value, param, ctx)
         if math.isnan(number):
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
@@ -86,6 +86,11 @@ class Digits(click.IntRange):
         if isinstance(value, str) and not value.strip().isascii():
             self.fail(f"{value!r} is not written in ASCII digits (0-9)", param, ctx)
         return super().convert(value, param, ctx)
+
+
+# What the database can hold: a count of rows to list, a row's id (64-bit).
+LIMIT = Digits(1, 1_000_000)
+ROW_ID = Digits(1, 2**63 - 1)
 
 
 class State:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from csat_hook.cli.base import ConfigProblem
+from csat_hook.cli.base import Digits
 from csat_hook.cli.base import State
 from csat_hook.cli.base import command_line
 from csat_hook.cli.base import pass_state
@@ -37,7 +38,7 @@ from csat_hook.sync.runner import SyncRunner
 from csat_hook.sync.runner import make_sync_engine
 
 # A port to listen on (0: any free one); beyond it bind() raised OverflowError, a traceback.
-PORT = click.IntRange(0, 65535)
+PORT = Digits(0, 65535)
 
 
 @click.group()

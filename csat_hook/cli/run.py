@@ -36,9 +36,7 @@ from csat_hook.webserver.conf import gunicorn_args_problem
     envvar="PORT",
     help="Port [env: PORT; default: server.port; 0: any free port].",
 )
-@click.option(
-    "--workers", type=click.IntRange(1, 64), help="Web processes [default: server.workers]."
-)
+@click.option("--workers", type=Digits(1, 64), help="Web processes [default: server.workers].")
 @pass_state
 def serve(state: State, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the web app and the delivery worker together (the embedded default)."""
@@ -104,7 +102,7 @@ def _sync_child(state: State) -> dict[str, Any]:
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit (for cron).")
 @click.option(
     "--threads",
-    type=click.IntRange(1, 64),
+    type=Digits(1, 64),
     help="Delivery threads [default: delivery.concurrency].",
 )
 @pass_state

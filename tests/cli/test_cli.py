@@ -780,3 +780,24 @@ def test_a_command_it_tells_to_run_carries_the_config_it_was_given(tmp_path):
     assert dry.exit_code == 2 and told in dry.output, dry.output
     from_env = invoke(tmp_path, "db", "current", DATABASE_URL=None, CSAT_HOOK_CONFIG=str(config))
     assert "`csat-hook db upgrade`" in from_env.output, from_env.output  # still set then
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["outbox", "--limit", "x"], "'x' is not a whole number"),
+        (["outbox", "retry", "abc"], "'abc' is not a whole number"),
+        (["alerts", "--limit", "x"], "'x' is not a whole number"),
+        (["worker", "--threads", "x"], "'x' is not a whole number"),
+        (["serve", "--workers", "x"], "'x' is not a whole number"),
+        (["dev", "fake-helpdesk", "--port", "x"], "'x' is not a whole number"),
+        (["sync", "--periodic", "--interval", "x"], "'x' is not a number of seconds"),
+    ],
+)
+def test_a_number_option_given_a_word_says_what_it_wants(tmp_path, args, said):
+    # click's own words were "'x' is not a valid integer range." and "'x' is not a valid
+    # seconds.": the type's name, not what to type (--port already said "a whole number").
+    result = invoke(tmp_path, *args)
+
+    assert result.exit_code == 2, result.output
+    assert said in result.output and "not a valid" not in result.output, result.output

@@ -66,6 +66,10 @@ def describe_payload(adapter: Helpdesk, request: WebhookRequest, *, verify: bool
     if verify:
         adapter.verify(request)
         lines.append("sender: verified")
+    else:
+        # A token or signature given (-q, -H, --url) without --verify was never checked, and
+        # nothing said so: a wrong token read as a DialogClosed that looked accepted.
+        lines.append("sender: not checked (add --verify to check it as the web app does)")
     secrets = adapter.payload_secrets()
     payload = masked(request.json(), secrets)
     lines.append("")

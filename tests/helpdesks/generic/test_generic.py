@@ -1510,3 +1510,19 @@ def test_a_context_value_in_a_segment_with_literal_text_is_no_dot_segment(clock)
         clock, "..", reply={"url": "https://desk.example.com/acct-{account}/d/{dialog_id}"}
     )
     assert isinstance(event, DialogClosed)
+
+
+def test_inspect_payload_without_verify_says_the_sender_was_not_checked(tmp_path):
+    # `--url '…?token=wrong'` without --verify printed the DialogClosed and nothing about the
+    # sender: a wrong token looked accepted.
+    payload = tmp_path / "p.json"
+    payload.write_text(json.dumps(generic_close()))
+    url = "https://csat.example.com/webhooks/dryrun?token=wrong"
+    result = CliRunner().invoke(
+        main,
+        ["inspect-payload", "--helpdesk", "dryrun", "--url", url, str(payload)],
+        env={"CSAT_HOOK_CONFIG": None},
+    )
+    assert result.exit_code == 0, result.output
+    assert "sender: not checked (add --verify" in result.output
+    assert "sender: verified" not in result.output

@@ -276,3 +276,21 @@ def test_the_alerts_tab_may_share_a_title_when_it_is_not_written():
 def test_a_csv_export_may_be_in_any_text_encoding(encoding):
     config = load_config(None, env={}, overrides={"results": {"csv": {"encoding": encoding}}})
     assert config.results.csv.encoding == encoding
+
+
+@pytest.mark.parametrize(
+    ("given", "path"), [("/etc/keys/sa.json", True), ("keys/sa.json", True), ("AIzaSy-x", False)]
+)
+def test_a_service_account_json_that_is_no_json_object_is_refused_at_load(given, path):
+    # GOOGLE_SERVICE_ACCOUNT_JSON=/etc/keys/sa.json (a path, as GOOGLE_APPLICATION_CREDENTIALS
+    # holds) passed check-config; every sync then said "not valid JSON (… at char 0)".
+    with pytest.raises(ConfigError) as refused:
+        load_config(
+            None,
+            env={"SA_JSON": given},
+            overrides={"google": {"service_account_json": "${SA_JSON}"}},
+        )
+    message = refused.value.message
+    assert "google.service_account_json" in message and "holds no JSON object" in message
+    assert ("give the path as service_account_file" in message) is path
+    assert "SA_JSON" in message and given not in message  # the variable named, never its value

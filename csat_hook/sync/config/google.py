@@ -90,7 +90,23 @@ class GoogleConfig(StrictModel):
     @field_validator("service_account_json")
     @classmethod
     def _blank_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        return value if value is not None and value.get_secret_value().strip() else None
+        if value is None or not value.get_secret_value().strip():
+            return None
+        text = value.get_secret_value().strip()
+        if not text.startswith("{"):
+            # GOOGLE_SERVICE_ACCOUNT_JSON=/etc/keys/sa.json (the habit of
+            # GOOGLE_APPLICATION_CREDENTIALS) passed check-config, then every sync said "not
+            # valid JSON (JSONDecodeError at char 0)". Never quoted: it may be the key.
+            path = text.startswith(("/", ".", "~")) or text.lower().endswith(".json")
+            raise ValueError(
+                "holds no JSON object (a service-account key's JSON starts with '{')"
+                + (
+                    ": it looks like a file's path; give the path as service_account_file"
+                    if path
+                    else ""
+                )
+            )
+        return value
 
     @field_validator("sheets_base_url", "forms_base_url")
     @classmethod

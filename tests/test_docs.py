@@ -315,3 +315,26 @@ def test_the_readme_configuration_table_names_every_key_of_its_sections():
     sections = {n for n, f in Config.model_fields.items() if not f.exclude} - {"survey"}
     assert set(rows) >= sections, sorted(sections - set(rows))
     assert wrong == []
+
+
+def test_no_command_help_shows_rst_double_backticks():
+    """``csat-hook --help`` showed "(Procfile ``worker:``)": the docstring's reST markup, which
+    click prints as written; a help text uses single backticks, as the README does."""
+    import click
+
+    from csat_hook.cli import main
+
+    wrong = []
+
+    def walk(command: click.Command, path: str) -> None:
+        with click.Context(command, info_name=path) as ctx:
+            if "``" in command.get_help(ctx):
+                wrong.append(path)
+        if isinstance(command, click.Group):
+            for name in command.list_commands(click.Context(command)):
+                sub = command.get_command(click.Context(command), name)
+                assert sub is not None
+                walk(sub, f"{path} {name}")
+
+    walk(main, "csat-hook")
+    assert wrong == []

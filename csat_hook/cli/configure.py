@@ -61,7 +61,7 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 @pass_state
 def db_upgrade(state: State, revision: str) -> None:
-    """Create or migrate the schema (Procfile ``release:``; also done on every start)."""
+    """Create or migrate the schema (Procfile `release:`; also done on every start)."""
     known = known_revisions()
     if revision != "head" and revision not in known:
         # Bad usage (exit 2), not the database's state: said before anything is opened.
@@ -111,7 +111,7 @@ def db_current(state: State) -> None:
 @click.command("init-db", hidden=True)
 @click.pass_context
 def init_db(ctx: click.Context) -> None:
-    """Same as ``db upgrade``."""
+    """Same as `db upgrade`."""
     ctx.invoke(db_upgrade)
 
 

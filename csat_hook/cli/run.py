@@ -107,7 +107,7 @@ def _sync_child(state: State) -> dict[str, Any]:
 )
 @pass_state
 def worker(state: State, once: bool, threads: int | None) -> None:
-    """Run the delivery worker alone (Procfile ``worker:``)."""
+    """Run the delivery worker alone (Procfile `worker:`)."""
     if once and (refused := exchanges_past_the_lease(state.config)):
         raise ConfigProblem(refused[0])
     log_config_warnings(state.config)

@@ -102,6 +102,10 @@ surveys = sa.Table(
     sa.Column("closed_at", UTCDateTime()),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("sent_at", UTCDateTime()),
+    # A digest of the close's body (its JSON document, whatever its key order or spacing):
+    # a retry of a close that names no time is told from a new close by it (intake/store.py,
+    # SAME_DELIVERY; migration 0029). None for surveys stored before it.
+    sa.Column("close_digest", sa.String(64)),
     sa.UniqueConstraint("helpdesk", "dialog_id", "occurrence"),
     sa.UniqueConstraint("token"),
     sa.Index(None, "helpdesk", "customer_id", "created_at"),
@@ -152,7 +156,9 @@ outbox = sa.Table(
     sa.Column("destination", sa.String(64)),
     sa.Column("delivery_key", sa.String(191)),
     # Set by an erasure that found the reply being sent (erasure/store.py): its outcome keeps
-    # no customer data (outbox/store/outcomes.py) and it is never sent again.
+    # no customer data (outbox/store/outcomes.py) and it is never sent again. Set too on a
+    # reply an erasure cancelled before it went out: a retry of its close never re-arms it
+    # (intake/store.py, ERASED; migration 0029 marked those cancelled before).
     sa.Column("erased_at", UTCDateTime()),
     # An alert delivery's destination kind (``webhook``, ``slack``...) as it was queued, or
     # as its last attempt went out: a destination whose kind changed under the same name is

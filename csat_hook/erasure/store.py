@@ -197,7 +197,16 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
         cancelled = conn.execute(
             sa.update(outbox)
             .where(outbox.c.id.in_(chunk), outbox.c.status.in_(UNSENT))
-            .values(status=CANCELLED, updated_at=now, last_error=CANCEL_NOTE, body=None, context={})
+            # Marked as erased (erased_at): a vendor's retry of the close must not re-arm it
+            # (intake/store.py, ERASED), as it would a survey a reopen cancelled.
+            .values(
+                status=CANCELLED,
+                updated_at=now,
+                last_error=CANCEL_NOTE,
+                body=None,
+                context={},
+                erased_at=now,
+            )
             .returning(outbox.c.survey_id)
         ).scalars()
         conn.execute(

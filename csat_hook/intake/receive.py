@@ -6,6 +6,7 @@ delivery worker (woken right after the commit) posts the reply.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Mapping
@@ -19,10 +20,12 @@ import sqlalchemy as sa
 from csat_hook.clock import Clock
 from csat_hook.db.engine import UNAVAILABLE
 from csat_hook.db.engine import run_transaction
+from csat_hook.errors import BadPayloadError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.errors import UnknownHelpdeskError
 from csat_hook.errors import WebhookError
 from csat_hook.helpdesks.base import Helpdesk
+from csat_hook.helpdesks.payload import document_digest
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
 from csat_hook.helpdesks.records import Ignored
@@ -64,6 +67,16 @@ def repeated_proof_header(adapter: Helpdesk, request: WebhookRequest) -> str | N
         if "," in (request.header(name) or ""):
             return name
     return None
+
+
+def close_digest(request: WebhookRequest) -> str:
+    """A digest of a close's body: of its document (``payload.document_digest``: the same
+    whatever its key order, spacing or escapes, which vendors change between retries), else
+    of its bytes. Vendor-neutral: every adapter reads its close from that document."""
+    try:
+        return document_digest(request.json())
+    except BadPayloadError:
+        return hashlib.sha256(request.body).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -153,7 +166,7 @@ class Intake:
             return Outcome({"status": "ignored", "reason": event.reason})
         event = storable_event(event)
         if isinstance(event, DialogClosed):
-            return self.record_close(event)
+            return self.record_close(event, digest=close_digest(request))
         try:
             return self._reopened(event)
         except UNAVAILABLE as exc:  # a driver's error, or no pooled connection in time
@@ -210,9 +223,10 @@ class Intake:
             body["reason"] = f"the reopen is older than the close of {kept} waiting {surveys}: kept"
         return Outcome(body)
 
-    def record_close(self, event: DialogClosed) -> Outcome:
+    def record_close(self, event: DialogClosed, *, digest: str | None = None) -> Outcome:
         """Store the survey for a close and queue its reply, unless it is a duplicate or
-        skipped.
+        skipped. ``digest`` (:func:`close_digest`) tells a retry of the close that a reopen
+        or an erasure cancelled the survey of from a new close (``store.SAME_DELIVERY``).
 
         Returns once the close is committed (concurrent closes share one transaction: see
         :mod:`csat_hook.intake.recorder`).
@@ -220,7 +234,9 @@ class Intake:
         now = self.clock()
         occurrence = (event.occurrence or "") if self.policy.per_dialog == "every_close" else ""
         token = survey_token(self.token_secret, event, now)
-        body = self.recorder.record(event, token=token, now=now, occurrence=occurrence)
+        body = self.recorder.record(
+            event, token=token, now=now, occurrence=occurrence, digest=digest
+        )
         if body.get("reason") == intake_store.REOPENED_AFTER_CLOSE:
             # The helpdesk says the dialog was reopened after this close (the reopen was
             # delivered first). Named as the kept-on-reopen line: no dialog, no sender's text.

@@ -62,6 +62,8 @@ class _Close:
     token: str
     now: datetime
     occurrence: str
+    # A digest of the close's body (surveys.close_digest): a retry of it is no new close.
+    digest: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -114,11 +116,19 @@ class CloseRecorder:
         )
 
     def record(
-        self, event: DialogClosed, *, token: str, now: datetime, occurrence: str
+        self,
+        event: DialogClosed,
+        *,
+        token: str,
+        now: datetime,
+        occurrence: str,
+        digest: str | None = None,
     ) -> dict[str, Any]:
-        """Store one close; block until its batch committed; return the outcome body."""
+        """Store one close; block until its batch committed; return the outcome body.
+        ``digest`` is the close's body's (``payload.document_digest``), None when unknown."""
+        close = _Close(event, token, now, occurrence, digest)
         try:
-            return self._writer.submit(_Close(event, token, now, occurrence), timeout=WAIT_SECONDS)
+            return self._writer.submit(close, timeout=WAIT_SECONDS)
         except TimeoutError:
             raise ServiceUnavailableError(
                 "the database did not answer in time; retry later"
@@ -370,6 +380,7 @@ def _survey_row(item: _Close, skip: str | None) -> dict[str, Any]:
         "closed_at": trusted_close_time(event.close_times, item.now),
         "created_at": item.now,
         "sent_at": None,
+        "close_digest": item.digest,
     }
 
 

@@ -99,10 +99,10 @@ def trusted_close_time(close_times: Sequence[datetime], received: datetime) -> d
     later than every genuine close to come: the dialog never surveyed again. The receive
     time is the latest the close can have happened, so the next genuine close is still later
     and a late retry of any earlier close with a true time still no later (a duplicate). None
-    (unknown) would re-arm for any close, those retries too. One thing neither can do: a
-    retry of this very close that arrives after a reopen is received later and re-arms the
-    survey, as a close without a time does (only a constant time would tie it, and that
-    constant would tie every close of a sender whose times are all wrong: never re-armed).
+    (unknown) would re-arm for any close, those retries too. One thing neither can do: tell
+    a retry of this very close that arrives after a reopen from a new close (it is received
+    later, as a close without a time is); the body's digest does, within the vendor's retry
+    window (``store.SAME_DELIVERY``).
     """
     if not close_times:
         return None

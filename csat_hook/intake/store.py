@@ -34,6 +34,7 @@ from csat_hook.db.schema import UTCDateTime
 from csat_hook.db.schema import early_reopens
 from csat_hook.db.schema import naive_utc
 from csat_hook.db.schema import naive_utc_iso
+from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.db.text import folded
 from csat_hook.db.text import in_chunks
@@ -172,9 +173,19 @@ def revive_survey(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
 
     Only for a close whose key may repeat on a new close (the recorder's ``may_revive``): for
     any other, the same key again is a retry or replay of the close that was cancelled. And
-    only for a close the helpdesk says happened after the cancelled one (:data:`LATER_CLOSE`):
-    a close time no later is that close's own retry or replay, whose survey would go into a
-    conversation open again. When either close time is unknown, the close re-arms it.
+    only for a genuinely new close, one that is none of these:
+
+    * a close the helpdesk dates no later than the cancelled one (:data:`LATER_CLOSE`): that
+      close's own retry or replay, whose survey would go into a conversation open again (when
+      either close time is unknown, this does not decide);
+    * the same delivery again (:data:`SAME_DELIVERY`): a close whose body is the cancelled
+      close's (``close_digest``) received within :data:`RETRY_WINDOW` of it. Where the
+      helpdesk names no close time (Freshdesk) this is all that tells a retry from a new
+      close; a re-close whose body is the same as the first's, within the window, is taken
+      for a retry (no survey), one after it for a new close;
+    * for a survey whose reply a GDPR erasure cancelled (:data:`ERASED`), any close the
+      helpdesk does not date later than the erased one, both times known and believed (not
+      the receive time): an erasure is never undone by a retry, however late.
     """
     values = {name: row.get(name) for name in SURVEY_COLUMNS}
     later = (
@@ -182,6 +193,20 @@ def revive_survey(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
         if values["closed_at"] is not None
         else sa.true()
     )
+    new_delivery: sa.ColumnElement[bool] = sa.true()
+    if values["close_digest"] is not None:
+        new_delivery = sa.or_(
+            surveys.c.close_digest.is_(None),
+            surveys.c.close_digest != values["close_digest"],
+            surveys.c.created_at <= row["created_at"] - RETRY_WINDOW,
+        )
+    dated_later: sa.ColumnElement[bool] = sa.false()
+    if values["closed_at"] is not None and values["closed_at"] != values["created_at"]:
+        dated_later = sa.and_(
+            surveys.c.closed_at < values["closed_at"],
+            surveys.c.closed_at != surveys.c.created_at,
+        )
+    erased = sa.exists().where(outbox.c.survey_id == surveys.c.id, outbox.c.erased_at.is_not(None))
     revived = conn.execute(
         sa.update(surveys)
         .where(
@@ -193,6 +218,8 @@ def revive_survey(conn: sa.Connection, row: Mapping[str, Any]) -> int | None:
                 sa.and_(surveys.c.status == SKIPPED, surveys.c.skip_reason == REOPENED_AFTER_CLOSE),
             ),
             later,
+            new_delivery,
+            sa.or_(~erased, dated_later),
         )
         .values(**{k: v for k, v in values.items() if k not in ("helpdesk", "dialog_id")})
         .returning(surveys.c.id)
@@ -362,6 +389,27 @@ _TEXT_FIELDS = tuple(n for n in SURVEY_COLUMNS if n not in _TIME_FIELDS)
 # once`` the key has no occurrence, and a vendor's late retry, or a replay of a signed body
 # that carries no time of its own (Help Scout, Intercom), is otherwise a new close.
 LATER_CLOSE = "(s.closed_at IS NULL OR v.closed_at IS NULL OR s.closed_at < v.closed_at)"
+# How long after a close was received a close with the same body is taken for its retry
+# rather than a new close (SAME_DELIVERY). Freshdesk retries a failed webhook 5, 30 and 60
+# minutes after the attempt before: its last retry comes about 95 minutes after the first.
+RETRY_WINDOW = timedelta(hours=2)
+# A close whose body is the one the survey's close had (its digest, surveys.close_digest),
+# received within RETRY_WINDOW of it, is that close delivered again: a retry whose answer we
+# sent was lost, however it names its time. Without it, a close naming no time (Freshdesk)
+# re-armed the survey a reopen (or an erasure) had cancelled: a survey in a reopened dialog.
+SAME_DELIVERY = (
+    "COALESCE(s.close_digest = v.close_digest"
+    f" AND v.created_at < s.created_at + interval '{int(RETRY_WINDOW.total_seconds())} seconds',"
+    " false)"
+)
+# A survey whose reply a GDPR erasure cancelled (``outbox.erased_at``: erasure/store.py) is
+# re-armed only by a close the helpdesk dates later than the erased one, both times known and
+# believed (a time that is the receive time was not: storable.trusted_close_time).
+ERASED = "EXISTS (SELECT 1 FROM outbox AS o WHERE o.survey_id = s.id AND o.erased_at IS NOT NULL)"
+DATED_LATER = (
+    "(s.closed_at IS NOT NULL AND v.closed_at IS NOT NULL AND s.closed_at <> s.created_at"
+    " AND v.closed_at <> v.created_at AND s.closed_at < v.closed_at)"
+)
 # A survey a later close re-arms: cancelled by a reopen, or skipped because a reopen came
 # after its close (REOPENED_AFTER_CLOSE).
 REVIVABLE = (
@@ -413,6 +461,7 @@ def _record_closes_sql(reopens: bool) -> str:
         # above left that row alone (a conflict), so no row is touched twice.
         f" revived AS (UPDATE surveys AS s SET {revive} FROM v"
         f" WHERE {same_key} AND v.revive AND {REVIVABLE} AND {LATER_CLOSE}"
+        f" AND NOT {SAME_DELIVERY} AND (NOT {ERASED} OR {DATED_LATER})"
         " RETURNING s.id, s.helpdesk, s.dialog_id, s.occurrence, s.status, s.skip_reason),"
         " stored AS (SELECT * FROM new UNION ALL SELECT * FROM revived),"
         " queued AS (INSERT INTO outbox (survey_id, helpdesk, dialog_id, context, status,"

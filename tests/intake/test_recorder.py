@@ -634,15 +634,20 @@ def test_a_survey_revived_after_an_erasure_cancelled_its_reply_mid_send_is_sent_
 ):
     # The erasure's mark (outbox.erased_at) is about the attempt in flight when it ran: the
     # reply a later close re-arms is new, its text kept when sent and retried when it fails.
+    # Only a close the helpdesk dates later than the erased one re-arms it (store.ERASED).
     services = make_services(make_config(policy=policy))
     recorder = services.intake.recorder
     engine = services.engine
-    (first,) = recorder._writer._transaction([_close(services, "D-1")])
+    t0 = services.clock() - timedelta(minutes=10)
+    (first,) = recorder._writer._transaction([_close(services, "D-1", closed_at=t0)])
     with engine.begin() as conn:
         conn.execute(sa.update(surveys).values(status=CANCELLED))
         conn.execute(sa.update(outbox).values(status=CANCELLED, erased_at=services.clock()))
 
-    (again,) = recorder._writer._transaction([_close(services, "D-1", customer="c-new")])
+    later = t0 + timedelta(minutes=5)
+    (again,) = recorder._writer._transaction(
+        [_close(services, "D-1", customer="c-new", closed_at=later)]
+    )
 
     assert again["survey_id"] == first["survey_id"]
     with engine.connect() as conn:

@@ -33,6 +33,7 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.transport import HttpClient
+from csat_hook.intake.store import RETRY_WINDOW
 from tests.helpers import body_of
 from tests.helpers import fixture
 from tests.helpers import link_fields
@@ -424,10 +425,14 @@ def test_reopen_cancels_a_delayed_survey(fd_services):
 
 
 @pytest.mark.parametrize("triggered_event", [True, False], ids=["status-change", "status-name"])
-def test_a_re_close_after_a_reopen_re_arms_the_cancelled_survey(fd_services, triggered_event):
+def test_a_re_close_after_a_reopen_re_arms_the_cancelled_survey(
+    fd_services, clock, triggered_event
+):
     # Freshdesk's occurrence is derived from the status ("{status:{from:2,to:4}}", or
     # "status:resolved" without the event): a genuine re-close after a reopen carries the same
-    # one, so it must re-arm the survey the reopen cancelled rather than read as a retry.
+    # one, so it must re-arm the survey the reopen cancelled rather than read as a retry. Its
+    # body names no time and is the first close's: received past the window in which
+    # Freshdesk retries a close, it is a new close.
     policy = {**EVERY_CLOSE, "send_delay_seconds": 3600, "cancel_on_reopen": True}
     services = fd_services(_sections={"policy": policy})
     client = create_app(services=services).test_client()
@@ -437,12 +442,72 @@ def test_a_re_close_after_a_reopen_re_arms_the_cancelled_survey(fd_services, tri
     assert post(client, close).json["status"] == "queued"
     reopened = post(client, fixture("freshdesk", "automation_reopened.json"))
     assert reopened.json == {"status": "reopened", "cancelled": 1}
+    clock.advance(RETRY_WINDOW.total_seconds() + 1)
 
     again = post(client, close)
 
     assert again.json["status"] == "queued"
     assert [s.status for s in rows(services, surveys)] == ["queued"]
     assert [o.status for o in rows(services, outbox)] == ["pending"]
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [{"send_delay_seconds": 3600}, {**EVERY_CLOSE, "send_delay_seconds": 3600}],
+    ids=["once", "every-close"],
+)
+def test_a_retry_of_the_close_after_a_reopen_does_not_re_arm_the_cancelled_survey(
+    fd_services, clock, policy
+):
+    """Freshdesk names no close time and sends no delivery id: a retry of the close (its
+    answer lost; Freshdesk retries 5, 30 and 60 minutes after a failed attempt) that comes
+    after the reopen had re-armed the survey the reopen cancelled, into the reopened ticket.
+    The same body within store.RETRY_WINDOW of the close is that close again; a body that
+    differs (another status change, another agent) is a new close."""
+    services = fd_services(_sections={"policy": policy})
+    client = create_app(services=services).test_client()
+    close = fixture("freshdesk", "automation_resolved.json")
+    assert post(client, close).json["status"] == "queued"
+    reopened = post(client, fixture("freshdesk", "automation_reopened.json"))
+    assert reopened.json == {"status": "reopened", "cancelled": 1}
+
+    retries = []
+    for minutes in (5, 30, 60):  # Freshdesk's schedule: each after the attempt before
+        clock.advance(minutes * 60)
+        retries.append(post(client, close).json)
+
+    assert retries == [{"status": "duplicate"}] * 3
+    assert [s.status for s in rows(services, surveys)] == ["cancelled"]
+    assert [o.status for o in rows(services, outbox)] == ["cancelled"]
+    other_agent = fixture("freshdesk", "automation_resolved.json")
+    other_agent["ticket"]["agent"] = {"id": "43001230000", "name": "Boris", "email": "b@x.org"}
+    assert post(client, other_agent).json["status"] == "queued"  # a new close: its own body
+    assert [o.status for o in rows(services, outbox)] == ["pending"]
+
+
+def test_a_retry_of_the_close_never_re_arms_a_survey_the_erasure_cancelled(fd_services, clock):
+    """``csat-hook erase`` cancels a reply not sent yet. A retry of the close it came from
+    (Freshdesk: no close time, so never "no later" than the erased one) re-armed it with the
+    customer's name and e-mail again and sent it to the customer whose data was erased: now
+    it is a duplicate, within the retry window and past it."""
+    from csat_hook.erasure.records import Selector
+    from csat_hook.erasure.store import erase
+
+    services = fd_services(_sections={"policy": {"send_delay_seconds": 3600}})
+    client = create_app(services=services).test_client()
+    close = fixture("freshdesk", "automation_resolved.json")
+    assert post(client, close).json["status"] == "queued"
+    with services.engine.begin() as conn:
+        erase(conn, Selector(email="ivan@example.org"), clock(), apply=True)
+
+    soon = post(client, close).json
+    clock.advance(RETRY_WINDOW.total_seconds() + 1)
+    late = post(client, close).json
+
+    assert [soon, late] == [{"status": "duplicate"}] * 2
+    [survey] = rows(services, surveys)
+    assert (survey.status, survey.customer_email, survey.customer_name) == ("cancelled", None, None)
+    assert [o.status for o in rows(services, outbox)] == ["cancelled"]
 
 
 @pytest.mark.parametrize("policy", [{}, EVERY_CLOSE], ids=["once", "every-close"])

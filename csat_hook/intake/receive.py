@@ -181,26 +181,9 @@ class Intake:
             now = self.clock()
             reopened_at = trusted_reopen_time(event.reopen_times, now)
 
-            def cancel(conn: sa.Connection) -> tuple[int, int]:
-                done = outbox_store.cancel_waiting(
-                    conn, event.helpdesk, event.dialog_id, now, reopened_at=reopened_at
-                )
-                left = outbox_store.kept_on_reopen(
-                    conn, event.helpdesk, event.dialog_id, reopened_at
-                )
-                if reopened_at is not None:
-                    # The reopen may have been delivered before its own close: remembered, a
-                    # close no later than it is skipped when it comes. Also when it cancelled
-                    # an earlier close's survey (closed, reopened, closed again, reopened,
-                    # the second close delivered last): remembered only when it found
-                    # nothing to cancel, that second close re-armed the survey into a
-                    # dialog open again.
-                    intake_store.remember_reopen(
-                        conn, event.helpdesk, event.dialog_id, reopened_at, now
-                    )
-                return done, left
-
-            cancelled, kept = run_transaction(self.engine, cancel)
+            cancelled, kept = run_transaction(
+                self.engine, lambda conn: self.cancel_on_reopen(conn, event, now, reopened_at)
+            )
         if cancelled:
             logger.info(
                 "survey.cancelled-on-reopen",
@@ -222,6 +205,36 @@ class Intake:
             body["kept_older_than_close"] = kept
             body["reason"] = f"the reopen is older than the close of {kept} waiting {surveys}: kept"
         return Outcome(body)
+
+    def cancel_on_reopen(
+        self,
+        conn: sa.Connection,
+        event: DialogReopened,
+        now: datetime,
+        reopened_at: datetime | None,
+    ) -> tuple[int, int]:
+        """In the caller's transaction: cancel the dialog's waiting surveys for a reopen at
+        ``reopened_at`` (None: unknown) and remember it; how many were cancelled, and kept
+        (their close is later).
+
+        The dialog's lock first (``store.lock_dialogs``, PostgreSQL): a close of the dialog
+        being recorded at this moment by another process commits before this looks, so its
+        reply is cancelled here; one recorded after waits for this to commit and sees the
+        reopen remembered. Without it both committed without seeing each other, and the
+        reply went out into the reopened dialog."""
+        intake_store.lock_dialogs(conn, [(event.helpdesk, event.dialog_id)])
+        done = outbox_store.cancel_waiting(
+            conn, event.helpdesk, event.dialog_id, now, reopened_at=reopened_at
+        )
+        left = outbox_store.kept_on_reopen(conn, event.helpdesk, event.dialog_id, reopened_at)
+        if reopened_at is not None:
+            # The reopen may have been delivered before its own close: remembered, a close no
+            # later than it is skipped when it comes. Also when it cancelled an earlier
+            # close's survey (closed, reopened, closed again, reopened, the second close
+            # delivered last): remembered only when it found nothing to cancel, that second
+            # close re-armed the survey into a dialog open again.
+            intake_store.remember_reopen(conn, event.helpdesk, event.dialog_id, reopened_at, now)
+        return done, left
 
     def record_close(self, event: DialogClosed, *, digest: str | None = None) -> Outcome:
         """Store the survey for a close and queue its reply, unless it is a duplicate or

@@ -131,8 +131,10 @@ def test_a_batch_stores_queues_skips_revives_and_answers_duplicates(
     # Nothing stored twice on a later retry of the same closes.
     assert [r["status"] for r in recorder._writer._transaction(batch)] == ["duplicate"] * 4
     if engine.dialect.name == "postgresql":
-        # One statement per batch: no BEGIN, no COMMIT, no separate NOTIFY.
-        assert len(sent) == 1, sent
+        # The batch's dialogs locked (a reopen cancels: store.lock_dialogs), then one
+        # statement: no separate NOTIFY.
+        assert len(sent) == 2, sent
+        assert "pg_advisory_xact_lock" in sent[0], sent
 
 
 @pytest.mark.parametrize(
@@ -827,3 +829,63 @@ def test_a_duplicate_in_a_batch_puts_no_other_close_on_cool_down(
     with services.engine.connect() as conn:
         queue = conn.execute(sa.select(outbox.c.survey_id)).scalars().all()
     assert sorted(queue) == sorted([first["survey_id"], results[1]["survey_id"]])
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [{"send_delay_seconds": 60}, {"send_delay_seconds": 60, "customer_cooldown_days": 7}],
+    ids=["one-statement", "transaction"],  # on PostgreSQL; SQLite always runs a transaction
+)
+@pytest.mark.parametrize("first", ["reopen", "close"])
+def test_a_close_and_its_reopen_recorded_at_once_by_two_processes_are_decided_in_turn(
+    make_config, make_services, clock, policy, first
+):
+    """A close and the reopen that followed it, received at the same moment by two web
+    processes. On PostgreSQL (READ COMMITTED) the reopen's cancel did not see the close's
+    uncommitted reply and the close did not see the uncommitted reopen: both committed and
+    the reply went out into the reopened dialog. Whichever comes second now waits for the
+    first (the dialog's lock) and sees it: the reply is cancelled, or the close skipped."""
+    from csat_hook.helpdesks.records import DialogReopened
+
+    services = make_services(make_config(policy=policy))
+    recorder = services.intake.recorder
+    closed_at = clock.now - timedelta(minutes=2)
+    reopened_at = clock.now - timedelta(minutes=1)
+    close = _close(services, "D-1", closed_at=closed_at)
+    reopen = DialogReopened(helpdesk="eadesk", dialog_id="D-1", reopen_times=(reopened_at,))
+    results: dict[str, Any] = {}
+
+    def record_close(conn: sa.Connection | None = None) -> None:
+        if conn is None:
+            results["close"] = recorder._writer._transaction([close])[0]
+        else:
+            results["close"] = recorder._write_in(conn, [close])[0]
+
+    def record_reopen(conn: sa.Connection | None = None) -> None:
+        if conn is None:
+            with services.engine.begin() as own:
+                record_reopen(own)
+        else:
+            results["reopen"] = services.intake.cancel_on_reopen(
+                conn, reopen, clock.now, reopened_at
+            )
+
+    holder, other = (
+        (record_reopen, record_close) if first == "reopen" else (record_close, record_reopen)
+    )
+    with services.engine.begin() as conn:  # the first process, not yet committed
+        holder(conn)
+        racing = threading.Thread(target=other)
+        racing.start()
+        racing.join(timeout=1.0)  # long enough for it to record its event, had it not waited
+    racing.join(timeout=30)
+
+    with services.engine.connect() as conn:
+        replies = conn.execute(sa.select(outbox.c.status)).scalars().all()
+    assert replies in ([], ["cancelled"]), (results, replies)
+    if first == "reopen":
+        assert results["close"]["status"] == "skipped", results
+        assert results["close"]["reason"] == store.REOPENED_AFTER_CLOSE
+    else:
+        assert results["close"]["status"] == "queued"
+        assert results["reopen"] == (1, 0)

@@ -220,6 +220,20 @@ def erase(conn: sa.Connection, selector: Selector, now: datetime, *, apply: bool
             .where(outbox.c.id.in_(chunk), outbox.c.status.in_((SENT, CANCELLED)))
             .values(body=None, context={})
         )
+    # A reply a reopen had cancelled: marked as the erasure's own are, so that no retry of
+    # its close re-arms it, with the customer's data, for the customer whose data is erased
+    # (intake/store.py, ERASED). Not counted: it held nothing more to erase.
+    cancelled_before = [row.id for row in replies if row.status == CANCELLED]
+    for chunk in in_chunks(cancelled_before):
+        conn.execute(
+            sa.update(outbox)
+            .where(
+                outbox.c.id.in_(chunk),
+                outbox.c.status == CANCELLED,
+                outbox.c.erased_at.is_(None),
+            )
+            .values(erased_at=now)
+        )
     for chunk in in_chunks(busy):
         conn.execute(
             sa.update(outbox)

@@ -510,6 +510,31 @@ def test_a_retry_of_the_close_never_re_arms_a_survey_the_erasure_cancelled(fd_se
     assert [o.status for o in rows(services, outbox)] == ["cancelled"]
 
 
+def test_an_erasure_after_a_reopen_keeps_a_late_retry_of_the_close_from_re_arming(
+    fd_services, clock
+):
+    """The reopen cancelled the reply first, so the erasure found it cancelled already and
+    did not mark it: a retry of the close past the retry window (Freshdesk defers a webhook
+    over its rate limit for up to 24 hours) re-armed the survey, with the customer's name
+    and e-mail, for the customer whose data was erased. Marked, it stays cancelled."""
+    from csat_hook.erasure.records import Selector
+    from csat_hook.erasure.store import erase
+
+    services = fd_services(_sections={"policy": {"send_delay_seconds": 3600}})
+    client = create_app(services=services).test_client()
+    close = fixture("freshdesk", "automation_resolved.json")
+    assert post(client, close).json["status"] == "queued"
+    assert post(client, fixture("freshdesk", "automation_reopened.json")).json["cancelled"] == 1
+    with services.engine.begin() as conn:
+        erase(conn, Selector(email="ivan@example.org"), clock(), apply=True)
+    clock.advance(RETRY_WINDOW.total_seconds() + 1)
+
+    assert post(client, close).json == {"status": "duplicate"}
+    [survey] = rows(services, surveys)
+    assert (survey.status, survey.customer_email, survey.customer_name) == ("cancelled", None, None)
+    assert [o.status for o in rows(services, outbox)] == ["cancelled"]
+
+
 @pytest.mark.parametrize("policy", [{}, EVERY_CLOSE], ids=["once", "every-close"])
 @pytest.mark.parametrize("triggered_event", [True, False], ids=["status-change", "status-name"])
 def test_a_replayed_close_never_re_arms_a_survey_that_went_out(

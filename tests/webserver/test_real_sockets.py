@@ -301,6 +301,27 @@ def test_chunk_size_lines_ended_by_a_bare_lf_are_400_at_once(start, target):
     assert answer.count(b"HTTP/1.1 ") == 1, answer
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b"3\r\nabcdef\r\n0\r\n\r\n", b"3\r\nabcFFFFFFFF\r\n0\r\n\r\n"],
+    ids=["data longer than its size", "a size read in the data"],
+)
+def test_chunk_data_longer_than_its_size_is_400_at_once(start, body):
+    """The two bytes after a chunk's data must be its CRLF: read as the start of the next
+    size line ("f", "FFFFFF"), they kept the sender until the body's deadline (then 408
+    "did not arrive in time") or were answered 413 for a chunk of 3 bytes."""
+    front = start("procfile", body_timeout_seconds=30)
+    data = request("POST", HOOK, headers={"Connection": "close"}, chunked_body=body)
+    began = time.monotonic()
+
+    answer = exchange(front.port, data, timeout=5)
+
+    assert time.monotonic() - began < 3, answer[:300]
+    status, _, payload = json_answer(answer)
+    assert (status, payload["error"]) == (400, "bad_framing"), answer[:300]
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+
+
 def test_a_chunked_body_over_the_limit_is_413_before_verification(start):
     front = start("procfile")
     padded = json.dumps(generic_close("BIG-1")).encode()

@@ -153,6 +153,23 @@ def test_a_bare_lf_ending_a_chunk_size_line_is_bad_framing_at_once(body):
     assert verdicts(data, step=len(data)) == [BAD_FRAMING]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"3\r\nabcdef\r\n0\r\n\r\n",  # "f" read as the next size line: 15 bytes waited for
+        b"3\r\nabcdeffff\r\n0\r\n\r\n",  # "ffff": 65535 bytes, over the limit (413)
+        b"3\r\nabc\n\r\n0\r\n\r\n",
+    ],
+)
+def test_chunk_data_not_ended_by_crlf_goes_as_soon_as_its_end_is_in(body):
+    """A chunk's data is followed by CRLF (RFC 9112 7.1); gunicorn refuses anything else
+    (a 400). The scan skipped those two bytes unread and took what followed for the next
+    size line: the sender waited for the body's deadline (408), or was told 413."""
+    data = CHUNKED + body
+    assert first_ready(data) == len(CHUNKED) + body.index(b"c") + 3
+    assert verdicts(data, step=len(data)) == [READY]
+
+
 def test_an_expected_body_over_the_limit_is_refused_before_it_is_sent():
     """With ``Expect: 100-continue`` the sender waits for our word before sending a body we
     would refuse: 413 at once (gunicorn answered "100 Continue" first, inviting the body)."""

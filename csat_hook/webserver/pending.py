@@ -19,8 +19,9 @@ THREAD_SOCKET_TIMEOUT = 5.0
 # refused (431), whether it ends past the limit or has not ended when the limit is passed.
 # gunicorn's own limits (100 fields of 8190 bytes) allow a head of 800 KB.
 MAX_HEAD_BYTES = 64 * 1024
-# All requests being buffered in one worker together; past it a request goes to a thread
-# as it is (its reads there are bounded by THREAD_SOCKET_TIMEOUT and the view's deadline).
+# All requests being buffered in one worker together; past it a request whose head is in
+# goes to a thread with its body as it is (read there under the view's deadline); a head
+# still arriving stays buffered (each at most MAX_HEAD_BYTES).
 MAX_BUFFERED_TOTAL = 64 * 1_048_576
 # A chunk-size line or trailer section longer than this is dispatched for gunicorn to refuse.
 MAX_LINE_BYTES = 8192

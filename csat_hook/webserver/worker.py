@@ -197,13 +197,22 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
             return
         pending.data += chunk
         self._buffered += len(chunk)
-        self._check(conn, registered=True, dispatch_as_is=self._buffered > MAX_BUFFERED_TOTAL)
+        self._check(conn, registered=True, over_cap=self._buffered > MAX_BUFFERED_TOTAL)
 
-    def _check(self, conn: Any, *, registered: bool, dispatch_as_is: bool = False) -> bool:
-        """Dispatch the request if it is complete (or ``dispatch_as_is``); True when the
-        connection left the selector (dispatched or dropped)."""
+    def _check(
+        self, conn: Any, *, registered: bool, dispatch_as_is: bool = False, over_cap: bool = False
+    ) -> bool:
+        """Dispatch the request if it is complete (or ``dispatch_as_is``, or ``over_cap``
+        with its head complete); True when the connection left the selector (dispatched or
+        dropped)."""
         pending = self._pending[conn.sock][1]
         state = READY if dispatch_as_is else pending.state()
+        if state == NEED_MORE and over_cap and pending.head_complete:
+            # Over the buffer cap a body is read in the thread, bounded by the view's
+            # deadline. Never a head: gunicorn's parser reads one with no deadline (each
+            # recv() waits THREAD_SOCKET_TIMEOUT), so a byte every few seconds held the
+            # thread for good. Heads stay here, each at most MAX_HEAD_BYTES.
+            state = READY
         if state == NEED_MORE:
             if pending.expect_continue and not pending.sent_continue:
                 pending.sent_continue = True  # gunicorn may send another: 1xx may repeat

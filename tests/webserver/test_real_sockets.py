@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ import requests
 import yaml
 
 from csat_hook import tokens
+from csat_hook.webserver.pending import MAX_BUFFERED_TOTAL
 from tests.clicks.conftest import survey_section
 from tests.cluster import LocalCluster
 from tests.helpers import generic_close
@@ -252,6 +254,45 @@ def test_a_body_that_never_arrives_is_answered_408(start, kind):
         assert idle.answer(timeout=1) == b""  # closed, unanswered: it never sent a byte
     finally:
         for sender in stalled:
+            sender.close()
+
+
+def test_heads_still_arriving_hold_no_thread_when_the_buffers_are_full(start):
+    """Past the worker's buffer cap (MAX_BUFFERED_TOTAL, all pending requests together) a
+    request goes to a thread as it is. One whose head had not ended went to gunicorn's
+    parser, which reads a head with no deadline (each recv() waits 5 s): a byte every few
+    seconds held the thread for good. A sender that filled the buffers to the byte, then
+    sent one byte on each of two trickling heads, held both of serve's threads, and no close
+    was answered after. A head stays buffered (its size is bounded: 64 KiB)."""
+    front = start("serve", max_body_bytes=MAX_BUFFERED_TOTAL, body_timeout_seconds=60)
+    slow_head = b"POST /webhooks/generic HTTP/1.1\r\nX-Slow: "
+    tricklers = [Stalled(front.port, slow_head, trickle=b"x") for _ in range(2)]
+    time.sleep(0.3)
+    big_head = request("POST", HOOK, headers={"Content-Length": str(MAX_BUFFERED_TOTAL)})
+    big_head = big_head.replace(b"Content-Length: 0\r\n", b"")
+    fill = MAX_BUFFERED_TOTAL - len(slow_head) * len(tricklers) - len(big_head)
+    big = Stalled(front.port, big_head + b" " * fill)  # the buffers hold the cap, exactly
+    try:
+        time.sleep(1.5)
+        tricklers[0].tick()  # one byte over the cap
+        time.sleep(0.3)
+        big.sock.sendall(b" " * len(slow_head))  # the cap again, if the first went to a thread
+        time.sleep(0.3)
+        tricklers[1].tick()
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", front.port), timeout=1) as client:
+            client.sendall(close_request("C-1"))
+            answer = b""
+            deadline = time.monotonic() + 8
+            while not answer and time.monotonic() < deadline:
+                for sender in tricklers:
+                    sender.tick()
+                with contextlib.suppress(TimeoutError):
+                    answer = client.recv(65536)
+
+        assert status_of(answer) == 200, answer[:300]
+    finally:
+        for sender in [*tricklers, big]:
             sender.close()
 
 

@@ -153,8 +153,11 @@ class PendingRequest:
             elif name == b"expect" and value.lower() == b"100-continue":
                 self.expect_continue = lines[0].endswith(b"HTTP/1.1")
         if codings:
-            if lengths or len(codings) > 1 or not codings[0].endswith(b"chunked"):
-                return READY  # framings gunicorn refuses
+            # Anything but "chunked" alone is refused by its header: by gunicorn (415, 400)
+            # or, "gzip, chunked" and the like, by the view before it reads the body. Waited
+            # for as a chunked body, a sender not done sending was told 408, not 415.
+            if lengths or len(codings) > 1 or codings[0] != b"chunked":
+                return READY
             return None
         if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
             return READY

@@ -891,6 +891,25 @@ def test_a_transfer_coding_other_than_chunked_is_415(start, kind, codings):
     assert status_of(exchange(front.port, plain)) == 200
 
 
+def test_a_transfer_coding_other_than_chunked_is_415_before_the_body_is_in(start):
+    """Each is refused by its header alone (gunicorn's 415, or the view's before it reads a
+    byte): the worker waited for the whole chunked body first, so a sender whose body was
+    not all sent yet waited for the body's deadline and was told 408, not 415."""
+    front = start("procfile", body_timeout_seconds=30)
+    for codings in ("x-chunked", "gzip;level=9, chunked", "gzip, chunked", "identity, chunked"):
+        head = (
+            f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Transfer-Encoding: {codings}\r\nConnection: close\r\n\r\n"
+        )
+        began = time.monotonic()
+
+        answer = exchange(front.port, head.encode() + b"ff\r\n{", timeout=5)
+
+        assert time.monotonic() - began < 3, (codings, answer[:300])
+        assert status_of(answer) == 415, (codings, answer[:300])
+        assert json_answer(answer)[2]["error"] == "unsupported_encoding", codings
+
+
 @pytest.mark.parametrize("kind", ["procfile", "serve"])
 def test_script_name_and_path_info_headers_change_nothing(start, kind):
     """gunicorn let a peer in forwarded_allow_ips (127.0.0.1 by default: a sidecar, a local

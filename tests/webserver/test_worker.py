@@ -65,6 +65,16 @@ def test_heads_gunicorn_or_the_view_must_judge_go_at_once(data):
     assert first_ready(data) == len(data)
 
 
+@pytest.mark.parametrize(
+    "codings", [b"x-chunked", b"gzip;level=9, chunked", b"gzip, chunked", b"identity,chunked"]
+)
+def test_a_transfer_coding_other_than_chunked_goes_at_once(codings):
+    """Refused by the header alone (gunicorn's 415, or the view's before it reads the body):
+    not waited for as a chunked body (a sender that had not sent all of it was told 408)."""
+    data = HEAD + b"Transfer-Encoding: " + codings + b"\r\n\r\n"
+    assert first_ready(data + b"ff\r\n{") == len(data)
+
+
 def test_a_bare_lf_goes_at_once():
     data = b"POST / HTTP/1.1\nHost: x\r\n"
     assert first_ready(data) == data.index(b"\n") + 1

@@ -14,7 +14,9 @@ A request not complete within ``server.body_timeout_seconds`` is answered 408 an
 one whose head is over 64 KiB is answered 431, and one whose chunk sizes add up to more than
 ``server.max_body_bytes`` 413, as soon as that is known (as is a Content-Length over it that
 expects ``100-continue``: the sender is told before it sends the body), and one whose
-chunk-size line ends in a bare LF 400 (gunicorn would wait for a CRLF).
+chunk-size line ends in a bare LF 400 (gunicorn would wait for a CRLF). At gunicorn's
+connection cap (``worker_connections``) the requests that have been arriving longest give
+way (408), so connections that send nothing cannot keep every close out.
 The completeness check only decides *when* to dispatch: whenever the framing is anything
 but plain (a bad chunk size, two Content-Lengths, a bare LF...), the request is dispatched
 at once and gunicorn or the app answers it exactly as before, so the two can never disagree
@@ -31,6 +33,7 @@ gthread. It relies on gthread internals (``enqueue_req``, ``murder_pending``,
 from __future__ import annotations
 
 import contextlib
+import heapq
 import selectors
 import socket
 import struct
@@ -131,6 +134,9 @@ _SERVER_ERRORS = (
     errors.InvalidResponseHeaderName,
 )
 _INTERNAL_ERROR = ("500 Internal Server Error", "internal_error", "unexpected server error")
+# At the connection cap, this share of it is made free at a time (BufferedThreadWorker
+# ._make_room): 100 of gunicorn's default 1000.
+ROOM_SHARE = 0.1
 
 
 class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
@@ -276,13 +282,26 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
         now = time.monotonic()
         for conn, pending in list(self._pending.values()):
             if pending.deadline <= now:
-                answer = None  # nothing sent: closed unanswered
-                if pending.data:
-                    answer = TIMED_OUT_ANSWER if pending.head_complete else HEAD_TIMED_OUT_ANSWER
-                self._drop(conn, registered=True, answer=answer)
+                self._drop(conn, registered=True, answer=_timed_out(pending))
         for sock, (deadline, _drained) in list(self._lingering.items()):
             if deadline <= now:
                 self._end_linger(sock)
+        self._make_room()
+
+    def _make_room(self) -> None:
+        """At gunicorn's connection cap (``worker_connections``, past which it accepts no
+        connection) the requests that have been arriving longest give way, a share of the
+        cap (:data:`ROOM_SHARE`) at a time, as their deadline would end them: 408, or
+        closed when they sent nothing. Else connections that send nothing, opened again as
+        each is closed, kept every close out of the worker for good. The connections
+        waiting in the listen backlog are accepted in the order they came, before those
+        opened again."""
+        if self.nr_conns < self.worker_connections or not self._pending:
+            return
+        room = max(1, int(self.worker_connections * ROOM_SHARE))
+        oldest = heapq.nsmallest(room, self._pending.values(), key=lambda e: e[1].deadline)
+        for conn, pending in oldest:
+            self._drop(conn, registered=True, answer=_timed_out(pending))
 
     def finish_request(self, conn: Any, fs: Any) -> None:
         # gthread closes a connection after its response with a graceful close that waits
@@ -374,6 +393,14 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
             util.write_nonblock(client, answer)
         except Exception:
             self.log.debug("Failed to send error message.")
+
+
+def _timed_out(pending: PendingRequest) -> bytes | None:
+    """The answer to a request not complete in time (None: it sent nothing, closed
+    unanswered)."""
+    if not pending.data:
+        return None
+    return TIMED_OUT_ANSWER if pending.head_complete else HEAD_TIMED_OUT_ANSWER
 
 
 def _refusal(exc: BaseException) -> tuple[str, str, str]:

@@ -296,6 +296,27 @@ def test_heads_still_arriving_hold_no_thread_when_the_buffers_are_full(start):
             sender.close()
 
 
+def test_a_close_is_answered_while_senders_hold_every_connection_slot(start):
+    """A worker takes at most ``worker_connections`` connections (gunicorn's 1000), and
+    stops accepting at that cap. Requests still arriving held their slots until the body's
+    deadline: connections that sent nothing, opened again as each was closed, kept every
+    close out of the worker for good. At the cap the oldest of them give way."""
+    front = start("procfile", body_timeout_seconds=60, extra=("--worker-connections", "40"))
+    idle = [Stalled(front.port, b"") for _ in range(45)]
+    partial = [Stalled(front.port, STALLS["trickled-body"][0]) for _ in range(5)]
+    try:
+        time.sleep(1)
+        began = time.monotonic()
+
+        answer = exchange(front.port, close_request("CAP-1"), timeout=20)
+
+        assert status_of(answer) == 200, answer[:300]
+        assert time.monotonic() - began < 5
+    finally:
+        for sender in idle + partial:
+            sender.close()
+
+
 # --- framing and size ------------------------------------------------------------------------
 
 MALFORMED_CHUNKED = {

@@ -349,10 +349,22 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
     def _keepalive_after(self, conn: Any, keepalive: bool) -> bool:
         # gunicorn drains a body the app did not read; a malformed one would make it answer
         # a second time (a 400 after the app's response) on the same connection. Close.
+        # Its drain checks its 5 s bound only between reads of 1024 bytes, each of which
+        # waits for all of them: a body trickled a byte at a time held the thread for as
+        # long as the sender kept it up. The drain takes what has arrived, never waits:
+        # a body not all in closes the connection (the app had not wanted it).
+        # (Plain HTTP only: a TLS socket's drain reads "want read" as drained.)
+        unreader: Any = getattr(conn.parser, "unreader", None)
+        sock = getattr(unreader, "sock", None) if keepalive and self._buffering else None
+        if sock is not None:
+            unreader.sock = _ArrivedOnly(sock)
         try:
             return bool(super()._keepalive_after(conn, keepalive))
         except ParseException:
             return False
+        finally:
+            if sock is not None:
+                unreader.sock = sock
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         # Body reads and response writes in the thread are bounded too.
@@ -393,6 +405,27 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
             util.write_nonblock(client, answer)
         except Exception:
             self.log.debug("Failed to send error message.")
+
+
+class _ArrivedOnly:
+    """A socket whose ``recv()`` returns only bytes that have arrived, and raises
+    TimeoutError (the drain's "abandoned") where it would wait. Anything else is the
+    socket's."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def recv(self, size: int) -> bytes:
+        # Non-blocking: with a timeout, Python waits for the socket before any recv(),
+        # MSG_DONTWAIT or not. The drain puts its own timeout back when it ends.
+        self._sock.settimeout(0.0)
+        try:
+            return self._sock.recv(size)
+        except (BlockingIOError, InterruptedError) as exc:
+            raise TimeoutError("the rest of the body has not arrived") from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 def _timed_out(pending: PendingRequest) -> bytes | None:

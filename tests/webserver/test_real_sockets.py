@@ -317,6 +317,35 @@ def test_a_close_is_answered_while_senders_hold_every_connection_slot(start):
             sender.close()
 
 
+@pytest.mark.parametrize("target", ["/healthz", "/webhooks/unknown", "/s/reference", "/nowhere"])
+def test_a_body_no_route_reads_holds_no_thread(start, target):
+    """A body over the limit goes to a thread at once (the webhook answers 413 unread);
+    another route answers without reading it, and gunicorn then read the rest of it to keep
+    the connection alive. Its 5 s bound was checked only between reads of 1024 bytes: a
+    byte every half second held the thread for as long as the sender kept it up, and four
+    such senders held both of serve's threads. What has not arrived is not waited for: the
+    connection closes."""
+    front = start("serve")
+    head = f"GET {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"
+    senders = [Stalled(front.port, head.encode(), trickle=b"x") for _ in range(4)]
+    try:
+        time.sleep(0.5)
+        with socket.create_connection(("127.0.0.1", front.port), timeout=0.5) as client:
+            client.sendall(close_request("DRAIN-1"))
+            answer = b""
+            deadline = time.monotonic() + 10
+            while not answer and time.monotonic() < deadline:
+                for sender in senders:
+                    sender.tick()
+                with contextlib.suppress(TimeoutError):
+                    answer = client.recv(65536)
+
+        assert status_of(answer) == 200, answer[:300]
+    finally:
+        for sender in senders:
+            sender.close()
+
+
 # --- framing and size ------------------------------------------------------------------------
 
 MALFORMED_CHUNKED = {

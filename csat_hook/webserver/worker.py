@@ -16,7 +16,8 @@ one whose head is over 64 KiB is answered 431, and one whose chunk sizes add up 
 expects ``100-continue``: the sender is told before it sends the body), and one whose
 chunk-size line ends in a bare LF 400 (gunicorn would wait for a CRLF). At gunicorn's
 connection cap (``worker_connections``) the requests that have been arriving longest give
-way (408), so connections that send nothing cannot keep every close out.
+way (408), so connections that send nothing cannot keep every close out. Each of these
+answers is logged as gunicorn's refusals are (the address and the status line only).
 The completeness check only decides *when* to dispatch: whenever the framing is anything
 but plain (a bad chunk size, two Content-Lengths, a bare LF...), the request is dispatched
 at once and gunicorn or the app answers it exactly as before, so the two can never disagree
@@ -274,6 +275,11 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
         if answer is None:
             conn.close()
             return
+        # As gunicorn logs its own refusals (handle_error): the sender's address and the
+        # answer's status line, a fixed text; never a byte of the request.
+        client = conn.client[0] if isinstance(conn.client, tuple) else ""
+        status = answer[len(b"HTTP/1.1 ") : answer.index(b"\r\n")].decode("ascii")
+        self.log.warning("Refused request from ip=%s: %s", client, status)
         self._send_quietly(conn.sock, answer)
         self._linger(conn.sock)
 

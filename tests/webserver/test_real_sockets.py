@@ -487,6 +487,29 @@ def test_no_request_data_reaches_the_servers_log(start, kind):
     assert SECRET not in log  # ...without what the client sent
 
 
+def test_the_workers_own_refusals_are_logged_without_request_data(start):
+    """The worker answers some requests itself, before gunicorn reads them: a head over
+    64 KiB (431), chunk sizes over the limit (413), a chunk-size line ended by a bare LF
+    (400), a request not complete in time (408). None of them left a line in any log, where
+    gunicorn's own refusals are logged: a sender's "413" could not be told from silence."""
+    front = start("procfile", body_timeout_seconds=1)
+    post = f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nX-Token: {SECRET}\r\n"
+    sent = {
+        "431": post.encode() + b"X-Big: " + b"a" * (70 * 1024) + b"\r\n\r\n",
+        "413": request("POST", HOOK, chunked_body=b"%x\r\n" % (MAX_BODY + 1)),
+        "400": request("POST", HOOK, chunked_body=b"2\n{}\n0\n\n"),
+        "408": post.encode() + b"Content-Length: 10\r\n\r\n{",
+    }
+    for status, data in sent.items():
+        assert status_of(exchange(front.port, data, timeout=10)) == int(status)
+    time.sleep(0.5)  # the worker writes its last lines
+
+    log = front.log()
+    refused = [line for line in log.splitlines() if "Refused request from ip=" in line]
+    assert sorted(line.split(": ")[-1][:3] for line in refused) == sorted(sent), log
+    assert SECRET not in log and "aaaa" not in log
+
+
 # A token typed after the wrong separator, or as a path segment, and a method nobody sends:
 # gunicorn's DEBUG line of each request (and its "Error handling request" line) prints the
 # method and the path, where the query no longer holds the secret.

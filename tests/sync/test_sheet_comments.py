@@ -62,12 +62,14 @@ def test_comments_sheets_read_as_numbers_are_read_as_typed(fake_google, google_s
         "tok-5": (1, "TRUE", at(6)),  # a checkbox-looking TRUE, as typed
         "tok-6": (5, "12", at(7)),
     }
-    # One more read, of the comment column's typed rows only, as shown: within the budget.
+    # One more read, of the comment column's typed rows only, as shown, with the references
+    # that show each row is where the first read found it: within the budget.
     reads = fake_google.api_requests("sheets_read")
     assert len(reads) == 3
     shown = reads[-1]["query"]
     assert shown["valueRenderOption"] == ["FORMATTED_VALUE"]
-    assert shown["ranges"] == ["'Form Responses 1'!C2:C7"]
+    assert shown["ranges"] == ["'Form Responses 1'!C2:C7", "'Form Responses 1'!F2:F7"]
+    assert batch.complete and not batch.warnings
 
 
 def test_a_sheet_whose_comments_are_all_text_is_read_in_two_requests(fake_google, google_session):
@@ -99,7 +101,8 @@ def test_rows_added_below_are_read_alone_with_their_comments_as_typed(fake_googl
     assert batch is not None
     assert [(s.token, s.comment) for s in batch.submissions] == [("tok-2", "50%")]
     assert fake_google.api_requests("sheets_read")[-1]["query"]["ranges"] == [
-        "'Form Responses 1'!C3:C3"
+        "'Form Responses 1'!C3:C3",
+        "'Form Responses 1'!F3:F3",
     ]
 
 
@@ -130,3 +133,129 @@ def test_a_typed_comment_is_credited_as_typed_and_a_second_run_changes_nothing(k
     assert second.read == "replayed" and sorted(second.skipped.items()) == sorted(
         first.skipped.items()
     )
+
+
+def rearrange(fake: object, order: list[int]) -> None:
+    """What a manager's sort (or a row inserted or deleted) does between the run's two reads:
+    the tab's data rows (1-based, below the header) put in ``order``."""
+    tab = fake.tab(SHEET_ID, "Form Responses 1")  # type: ignore[attr-defined]
+    with fake.lock:  # type: ignore[attr-defined]
+        data = tab.cells[1:]
+        tab.cells[1:] = [data[i - 1] for i in order]
+
+
+def test_a_sort_between_the_two_reads_never_gives_a_row_another_rows_comment(
+    fake_google, google_session
+):
+    """Sorted between the whole read and the read of the comments as shown: row 2's comment
+    read again would be the row now there (Boris's 'rude and slow' on Anna's answer). The
+    reference read with it shows the row moved: that row is not read this run (the read is
+    no read of every row, so nothing stored is taken as gone), and the run says so."""
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_tab(
+        SHEET_ID,
+        "Form Responses 1",
+        [
+            EN_HEADER,
+            [at(2), 5, ShownNumber(0.05, "5%"), "Anna", "T-1", "tok-1"],
+            [at(3), 1, "rude and slow", "Boris", "T-2", "tok-2"],
+            [at(4), 4, ShownNumber(1.5, "1,5"), "Anna", "T-3", "tok-3"],
+            [at(5), 3, "ok", "Boris", "T-4", "tok-4"],
+        ],
+        sheet_id=0,
+    )
+    read = source(google_session)
+    read.prefetch()
+    rearrange(fake_google, [2, 1, 3, 4])  # rows 2 and 3 swapped; row 4 stays where it was
+    batch = read.fetch(set(), None)
+    comments = {s.token: s.comment for s in batch.submissions}
+    assert comments == {"tok-2": "rude and slow", "tok-3": "1,5", "tok-4": "ok"}
+    assert not batch.complete
+    assert batch.rows_read == 3 and batch.blank_rows == 0 and not batch.skipped
+    assert any("row 2" in w and "read next run" in w for w in batch.warnings), batch.warnings
+    assert batch.resume is None
+    assert fake_google.count("sheets_read") == 3  # still one more read, no other
+
+
+def test_a_row_inserted_between_the_two_reads_holds_the_rows_it_moved(fake_google, google_session):
+    """A row inserted above the typed rows moves every row below it: none of them takes the
+    comment of the row now at its place; a typed row without a reference is held as soon as
+    any row read again moved (its own blank reference proves nothing)."""
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_tab(
+        SHEET_ID,
+        "Form Responses 1",
+        [
+            EN_HEADER,
+            [at(2), 5, "fine", "Anna", "T-1", "tok-1"],
+            [at(3), 4, ShownNumber(0.5, "50%"), "Anna", "T-2", "tok-2"],
+            [at(4), 2, ShownNumber(2, "2"), "Boris", "T-3", ""],
+        ],
+        sheet_id=0,
+    )
+    read = source(google_session)
+    read.prefetch()
+    tab = fake_google.tab(SHEET_ID, "Form Responses 1")
+    with fake_google.lock:
+        tab.cells.insert(1, [None, None, "a manager's note", None, None, "tok-9"])
+    batch = read.fetch(set(), None)
+    assert [(s.token, s.comment) for s in batch.submissions] == [("tok-1", "fine")]
+    assert not batch.complete
+    assert any("2 rows" in w for w in batch.warnings), batch.warnings
+
+
+def test_rows_submitted_between_the_two_reads_change_nothing(fake_google, google_session):
+    """A form's submission appends below: the rows read again are where they were."""
+    fake_google.add_spreadsheet(SHEET_ID)
+    fake_google.add_tab(
+        SHEET_ID,
+        "Form Responses 1",
+        [EN_HEADER, [at(2), 5, ShownNumber(0.05, "5%"), "Anna", "T-1", "tok-1"]],
+        sheet_id=0,
+    )
+    read = source(google_session)
+    read.prefetch()
+    fake_google.append_rows(SHEET_ID, "Form Responses 1", [[at(3), 4, 7, "Anna", "T-2", "tok-2"]])
+    batch = read.fetch(set(), None)
+    assert [(s.token, s.comment) for s in batch.submissions] == [("tok-1", "5%")]
+    assert batch.complete and not batch.warnings
+    assert fake_google.api_requests("sheets_read")[-1]["query"]["ranges"] == [
+        "'Form Responses 1'!C2:C2",
+        "'Form Responses 1'!F2:F2",
+    ]
+
+
+def test_a_run_racing_a_sort_credits_the_moved_row_next_run_as_typed(kit, monkeypatch):
+    """The whole run, on SQLite and PostgreSQL: a sort between the run's two reads leaves
+    Anna's row out of that run (said in its warnings; nothing stored from it, no read
+    remembered to replay), Boris's row is credited as read; the next run credits Anna's
+    comment as typed, and Boris's answer is not edited."""
+    anna, boris = kit.survey("d1", "7", "Anna"), kit.survey("d2", "8", "Boris")
+    kit.responses(
+        [
+            EN_HEADER,
+            [kit.now - timedelta(hours=2), 5, ShownNumber(0.05, "5%"), "Anna", "d1", anna],
+            [kit.now - timedelta(hours=1), 1, "rude", "Boris", "d2", boris],
+        ]
+    )
+    original = SheetsApi.read_shown
+    raced: list[bool] = []
+
+    def sorted_first(self: SheetsApi, *args: object, **kwargs: object) -> object:
+        if not raced:
+            raced.append(True)
+            rearrange(kit.fake, [2, 1])  # by rating, ascending
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SheetsApi, "read_shown", sorted_first)
+    first = kit.run()
+    assert first.status == "ok", first
+    with kit.engine.connect() as conn:
+        assert [(a.rating, a.comment) for a in store.all_answers(conn)] == [(1, "rude")]
+    assert any("row 2" in w and "read next run" in w for w in first.warnings), first.warnings
+    second = kit.run()
+    assert second.status == "ok" and second.read == "read", second
+    with kit.engine.connect() as conn:
+        answers = sorted((a.rating, a.comment) for a in store.all_answers(conn))
+    assert answers == [(1, "rude"), (5, "5%")]
+    assert not any("edited" in w for w in second.warnings), second.warnings

@@ -43,6 +43,7 @@ from csat_hook.sync.sources.base import RowParser
 from csat_hook.sync.sources.base import WholeRead
 from csat_hook.sync.sources.base import bytes_digest
 from csat_hook.sync.sources.sheet_comments import comments_as_typed
+from csat_hook.sync.sources.sheet_comments import hold_moved
 from csat_hook.sync.sources.table import read_table
 from csat_hook.sync.timestamps import TimestampColumn
 from csat_hook.sync.values import RatingScale
@@ -300,14 +301,14 @@ class GSheetsResults(ResultsSource):
 
         # Comments as typed ("5%", not 0.05): one more read only when one came back no text.
         title = str(tab.get("title", ""))
-        rows = comments_as_typed(
+        typed = comments_as_typed(
             self.api, self.spreadsheet_id, title, header, rows, self.columns, first_row=first_row
         )
         read_table(
             batch,
             self.kind,
             header,
-            rows,
+            typed.rows,
             self.columns,
             RowParser(
                 self.ratings,
@@ -325,4 +326,6 @@ class GSheetsResults(ResultsSource):
             f"{count} text timestamps: {text}"
             for text, count in sorted(text_stamps.warnings.items())
         )
-        return not text_stamps.dated and not text_stamps.warning_count()
+        if typed.held:
+            hold_moved(batch, typed.held)
+        return not text_stamps.dated and not text_stamps.warning_count() and not typed.held

@@ -8,11 +8,14 @@ memo's key adds every setting of ``results`` and ``metrics`` and the code (:func
 
 Why a replayed read is the read the rows would give. What a source returns is a function of
 its bytes, its settings, the code and the identities already processed (``known``). The
-first three are the key. ``known`` is represented by the number of processed rows: answers,
-their history and unverified answers are written only by the sync's ingest, never deleted by
-csat-hook, and the memo is written in the ingest's own transaction with the count that
-transaction leaves; a row deleted by hand, or another source's rows ingested in between,
-change the count and the memo is not used. A memo is written only for a clean read (every
+first three are the key (but for a responses sheet's comments read as shown,
+``sources/sheet_comments.py``, which no byte of the read holds: a change of such a cell's
+format alone is read at the next read of every row, as docs/sync.md says). ``known`` is
+represented by the number of processed rows: answers, their history and unverified answers
+are written only by the sync's ingest, never deleted by csat-hook, and the memo is written
+in the ingest's own transaction with the count that transaction leaves; a row deleted by
+hand, or another source's rows ingested in between, change the count and the memo is not
+used. A memo is written only for a clean read (every
 row of the source, no legacy digest re-keyed, and any rows skipped as :func:`clean` says):
 every readable row of it was stored, so reading it again row by row would find each one
 unchanged, and the replay says exactly that (the same counts, warnings and columns) and

@@ -259,3 +259,24 @@ def test_a_run_racing_a_sort_credits_the_moved_row_next_run_as_typed(kit, monkey
         answers = sorted((a.rating, a.comment) for a in store.all_answers(conn))
     assert answers == [(1, "rude"), (5, "5%")]
     assert not any("edited" in w for w in second.warnings), second.warnings
+
+
+def test_a_comments_format_changed_alone_is_read_at_the_next_read_of_every_row(kit):
+    """docs/sync.md's limit: the bytes remembered are the unformatted values, so a manager's
+    format change of a typed comment's cell alone (5% shown 0.05) leaves the stored text as
+    the customer's while the run replays; a read of every row (here ``sync --full``) reads it
+    as then shown, its answer edited in place."""
+    token = kit.survey("d1", "7", "Anna")
+    kit.responses(
+        [EN_HEADER, [kit.now - timedelta(hours=1), 4, ShownNumber(0.05, "5%"), "Anna", "d1", token]]
+    )
+    assert kit.run().status == "ok"
+    kit.fake.set_cell(SHEET_ID, "Form Responses 1", 1, 2, ShownNumber(0.05, "0.05"))
+    replayed = kit.run()
+    assert replayed.read == "replayed"
+    with kit.engine.connect() as conn:
+        assert [a.comment for a in store.all_answers(conn)] == ["5%"]
+    full = kit.run(full=True)
+    assert full.read == "read" and full.edited_in_place == 1
+    with kit.engine.connect() as conn:
+        assert [a.comment for a in store.all_answers(conn)] == ["0.05"]

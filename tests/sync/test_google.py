@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import threading
 import time
 
@@ -425,3 +426,26 @@ def test_an_oauth_client_file_given_as_the_key_is_named_as_such(tmp_path, kind):
         assert "an OAuth client ID's JSON, not a service-account key" in message, message
         assert "Service accounts" in message and secret not in message
         assert "lacks" not in message
+
+
+def test_an_unreachable_token_endpoint_is_named_with_its_key_within_seconds(fake_google, rsa_key):
+    """A token_uri nothing answers at (a typo, a firewall) took ~88 s of the defaults'
+    retries (7, up to 32 s apart: the quota minute's budget) and then said only "the
+    token_uri of the service-account JSON": neither the URL nor where it is set."""
+    with socket.socket() as probe:  # a port nothing listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    info = {
+        **fake_google.service_account_info(key=rsa_key),
+        "token_uri": f"http://127.0.0.1:{port}/token",
+    }
+    slept: list[float] = []
+    google = GoogleConfig(service_account_json=json.dumps(info), sheets_base_url=fake_google.url)
+    with pytest.raises(GoogleApiError) as caught:
+        SheetsApi(build_session(google, [SHEETS_SCOPE], sleep=slept.append)).metadata(SHEET_ID)
+    assert caught.value.message == (
+        f"could not get an access token from http://127.0.0.1:{port}/token (the token_uri "
+        "in google.service_account_json): connection failed after 4 attempts"
+    ), caught.value.message
+    assert caught.value.retryable
+    assert len(slept) == 3 and sum(slept) <= 7, slept

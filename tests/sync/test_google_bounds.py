@@ -154,8 +154,8 @@ def test_a_token_answer_larger_than_its_limit_fails_the_refresh(fake_google, rsa
         with pytest.raises(GoogleApiError) as caught:
             SheetsApi(build_session(google, [SHEETS_SCOPE])).metadata("S")
     assert caught.value.message == (
-        "could not get an access token from the token_uri of the service-account JSON: "
-        f"HTTP 200: more than {64 * 1024} bytes"
+        f"could not get an access token from {url}/token (the token_uri in "
+        f"google.service_account_json): HTTP 200: more than {64 * 1024} bytes"
     ), caught.value.message
     assert len(seen) == 1  # the token request; no API request without a token
 

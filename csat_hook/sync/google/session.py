@@ -136,6 +136,13 @@ ANSWER_LIMITS: dict[str, int] = {
 DEFAULT_ANSWER_LIMIT = 64 * 1024 * 1024
 # The token endpoint's answer: an access token, its type and lifetime (~1 kB).
 TOKEN_ANSWER_LIMIT = 1024 * 1024
+# A token request left unanswered or refused as transient is asked again at most this many
+# times, waiting by this policy (or the session's, when shorter): the token endpoint has no
+# per-minute quota, and the session's budget for one (7 retries up to 32 s apart) made an
+# unreachable token_uri ~90 s of waiting before the error said so. At most 0.5-1, 1-2 and
+# 2-4 s: 7 s of waiting, plus each attempt's connect timeout.
+TOKEN_MAX_RETRIES = 3
+TOKEN_BACKOFF = Backoff(1.0, 4.0)
 
 
 def error_reasons(response: requests.Response) -> dict[str, dict[str, Any]]:
@@ -345,6 +352,7 @@ class _TokenRequest(GoogleAuthRequest):
         super().__init__(session=session)
         self._timeout = timeout
         self._log = log
+        self.url: str | None = None  # the token endpoint last asked, for the errors
 
     def __call__(
         self,
@@ -356,6 +364,7 @@ class _TokenRequest(GoogleAuthRequest):
         **kwargs: Any,
     ) -> Any:
         self._log.add("token")
+        self.url = url
         # Read up to its limit, as every Google answer (GoogleSession.request); a larger one
         # fails the refresh as a transport error (google-auth wraps requests' errors).
         hooks = {"response": [answer_reader(self._timeout, limit=TOKEN_ANSWER_LIMIT)]}
@@ -397,6 +406,7 @@ class GoogleSession(requests.Session):
         backoff_cap: float,
         log: RequestLog | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        credentials_key: str | None = None,
     ) -> None:
         super().__init__()
         # Every exchange within connect plus read timeout from its start: the read timeout
@@ -408,6 +418,13 @@ class GoogleSession(requests.Session):
         self.default_timeout = timeout
         self.max_retries = max_retries
         self.backoff = Backoff(backoff_base, backoff_cap, max_retry_after=max(backoff_cap, 1.0))
+        # The token endpoint has no per-minute quota to outlast: its own, shorter budget.
+        self.token_retries = min(max_retries, TOKEN_MAX_RETRIES)
+        self.token_backoff = Backoff(
+            min(backoff_base, TOKEN_BACKOFF.base), min(backoff_cap, TOKEN_BACKOFF.cap)
+        )
+        # Where the token_uri is set (google.service_account_file or _json), for the errors.
+        self.credentials_key = credentials_key
         self.log = log if log is not None else RequestLog()
         self.sleep = sleep
         self.attempts = 0
@@ -526,17 +543,33 @@ class GoogleSession(requests.Session):
                 # the session's policy; a refusal (invalid_grant) gets the same answer again.
                 unanswered = _token_unanswered(exc)
                 transient = unanswered is not None or getattr(exc, "retryable", False) is True
-                if transient and attempt < self.max_retries:
-                    self._backoff(attempt, None)
+                if transient and attempt < self.token_retries:
+                    self.log.add("retries")
+                    self.sleep(self.token_backoff.delay(attempt + 1))
                     attempt += 1
                     continue
                 tries = f" after {attempt + 1} attempts" if attempt else ""
                 raise GoogleApiError(
-                    "could not get an access token from the token_uri of the service-account "
-                    f"JSON: {unanswered or _auth_reason(exc)}{tries}",
+                    f"could not get an access token from {self._token_endpoint()}: "
+                    f"{unanswered or _auth_reason(exc)}{tries}",
                     retryable=transient,
                 ) from exc
         credentials.apply(headers)  # type: ignore[no-untyped-call]
+
+    def _token_endpoint(self) -> str:
+        """The token endpoint as errors name it: its URL (no user or query: a proxy's may
+        hold a secret) and the key that sets it."""
+        url = self._token_request.url or getattr(self.credentials, "_token_uri", None)
+        where = "the token_uri"
+        if self.credentials_key is not None:
+            where += f" in {self.credentials_key}"
+        else:
+            where += " of the service-account JSON"
+        if not isinstance(url, str):
+            return where
+        parts = urllib.parse.urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        return f"{parts.scheme}://{host}{parts.path} ({where})"
 
     def pause(self, attempt: int, retry_after: float | None = None) -> None:
         """Wait as before the retry ``attempt`` (0 the first), counted as a retry: for a
@@ -652,6 +685,11 @@ def build_session(
         backoff_cap=google.backoff_cap_seconds,
         log=log,
         sleep=sleep,
+        credentials_key=(
+            "google.service_account_file"
+            if google.service_account_file
+            else "google.service_account_json"
+        ),
     )
 
 

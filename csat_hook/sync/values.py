@@ -94,7 +94,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # 2026 7:05 PM"), is read; it was bad_timestamp.
 # 21: a bare UTC offset after a date that is not ISO ("07.12.2026 19:05:12 +03:00", "... PM
 # -0500") is the offset; it was bad_timestamp.
-READING_VERSION = 21
+# 22: an ISO 8601 / RFC 3339 date-time with a lowercase "t" or "z" ("2026-12-07t19:05:12z",
+# as RFC 3339 allows) is read, as the Forms API's reader reads it; it was bad_timestamp.
+READING_VERSION = 22
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a

@@ -355,3 +355,26 @@ def test_a_configured_offset_whose_minutes_are_not_00_to_59_is_refused():
     with pytest.raises(ValueError, match="minutes must lie within 00-59"):
         abbreviation_zone("+03:75")
     assert abbreviation_zone("+05:45").utcoffset(None).total_seconds() == 5 * 3600 + 45 * 60
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-07t19:05:12z",
+        "2026-12-07T19:05:12z",
+        "2026-12-07t19:05:12Z",
+        "2026-12-07t19:05:12.250z",
+        "2026-12-07t22:05:12+03:00",
+    ],
+)
+def test_rfc3339_lowercase_t_and_z_read_as_the_forms_api_reads_them(text):
+    """RFC 3339 allows "t" and "z" (section 5.6, note): the Forms API's reader read them, a
+    CSV's or a sheet's cell of the same text was refused as bad_timestamp."""
+    from csat_hook.sync.sources.forms_api import parse_rfc3339
+
+    expected = datetime(2026, 12, 7, 19, 5, 12, 250_000 if ".250" in text else 0, tzinfo=UTC)
+    assert parse_rfc3339(text) == expected
+    column = TimestampColumn(ZoneInfo("Europe/Moscow"))
+    column.scan([text])
+    assert column.parse(text) == expected
+    assert TimestampReader(ZoneInfo("America/New_York")).parse(text) == expected

@@ -161,8 +161,6 @@ class TimestampReader:
         if not ISO_HEAD.match(text):
             return None
         candidate = FRACTION.sub(r"\1", ISO_ZONE.sub("+00:00", text))
-        if candidate.endswith("z"):
-            return None
         if ISO_BAD_OFFSET.search(candidate):
             raise TimestampError("bad_timestamp", "the UTC offset's minutes are not 00-59")
         try:

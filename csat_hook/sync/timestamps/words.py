@@ -146,8 +146,9 @@ RHINO = re.compile(
     r"(?:GMT|UTC)([+-])(\d{2}):?(\d{2}) (\d{4})"
 )
 RFC1123 = re.compile(r"[A-Za-z]{3}, \d{1,2} [A-Za-z]{3} \d{4} \d{2}:\d{2}(?::\d{2})? \S+")
-ISO_HEAD = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-ISO_ZONE = re.compile(r" ?(?:Z|UTC|GMT)$")
+# "t" and "z" as RFC 3339 allows them (its section 5.6), as the Forms API's reader does.
+ISO_HEAD = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+ISO_ZONE = re.compile(r" ?(?:[Zz]|UTC|GMT)$")
 FRACTION = re.compile(r"(\.\d{6})\d+")
 # An ISO offset whose minutes are 60 or more: Python's parser reads "+03:60" as +04:00.
 ISO_BAD_OFFSET = re.compile(r"[+-]\d{2}:?[6-9]\d$")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from collections.abc import Sequence
+from datetime import UTC
 from datetime import datetime
 
 from csat_hook.bidi import closers
@@ -188,13 +189,20 @@ def figures_line(figures: AgentFigures) -> str:
     return text + ")"
 
 
-def when(iso: str) -> str:
-    """An ISO time as ``YYYY-MM-DD HH:MM UTC``."""
-    try:
-        moment = datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+def when(iso: str | datetime) -> str:
+    """An ISO time (or a datetime) as ``YYYY-MM-DD HH:MM UTC``, converted to UTC first: one
+    in another zone was shown as its own wall clock, labelled UTC. A time without a zone is
+    taken as UTC, as every time stored is; text that is no ISO time is shown as it is."""
+    if isinstance(iso, datetime):
+        moment = iso
+    else:
+        try:
+            moment = datetime.fromisoformat(iso)
+        except ValueError:
+            return iso
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def defused(text: str) -> str:

@@ -627,3 +627,22 @@ def test_the_target_colour_agrees_with_the_percent_shown(tmp_path: Path, target,
             assert shown(value, 1, scale=100) < target_shown and value < threshold, value
         for value in at:
             assert shown(value, 1, scale=100) >= target_shown and value >= threshold, value
+
+
+def test_an_nps_just_below_zero_keeps_its_value_and_its_minus_zero_is_documented():
+    """An NPS (or an interval's end) between -0.5 and 0 shows '-0' under '+0;-0;0' in Sheets
+    and Excel: a format's section goes by the value, not by how it rounds, and a zero section
+    is for an exact 0 only. Rounding the cell to hide it would make the cell's value (what
+    formulas, charts and exact checks read) differ from the CSV's one decimal: the cell
+    keeps the score, and docs/sync.md says how it shows."""
+    from csat_hook.sync.outputs import sheets_format
+    from csat_hook.sync.outputs import xlsx
+    from csat_hook.sync.outputs.local import csv_value
+    from csat_hook.sync.report.common import score
+
+    texts = Texts("en")
+    assert xlsx.number_formats(texts)[Fmt.SCORE] == "+0;-0;0"
+    assert sheets_format.number_formats(texts)[Fmt.SCORE]["pattern"] == "+0;-0;0"
+    assert score(-0.003) == -0.3 and csv_value(score(-0.003), Fmt.SCORE) == -0.3
+    docs = (Path(__file__).parents[2] / "docs" / "sync.md").read_text(encoding="utf-8")
+    assert "between −0.5 and 0 (say −0.3) shows `-0`" in docs

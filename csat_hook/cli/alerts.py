@@ -134,7 +134,7 @@ def handle(state: State, idents: tuple[str, ...], by: str, undo: bool) -> None:
                 raise click.UsageError(f"no alert {ident!r}")
             ids.append(row.id)
         count = store.set_handled(conn, ids, None if undo else by, services.clock())
-    click.echo(f"{'unmarked' if undo else 'marked'} {count} alerts")
+    click.echo(f"{'unmarked' if undo else 'marked'} {count} alert{'' if count == 1 else 's'}")
 
 
 @alerts.command("test")

@@ -220,7 +220,13 @@ def fake_google(
 @click.option(
     "--helpdesk", help="The configured helpdesk the surveys belong to [default: the first]."
 )
-@click.option("--seed", default=12, show_default=True, help="Another seed, other agents' luck.")
+@click.option(
+    "--seed",
+    type=Digits(min=0),
+    default=12,
+    show_default=True,
+    help="Another seed, other agents' luck.",
+)
 @pass_state
 def demo(state: State, helpdesk: str | None, seed: int) -> None:
     """Seed the configured database with 60 days of surveys by eight named agents, write the

@@ -203,12 +203,12 @@ def test_list_handle_and_the_outbox_listing(tmp_path, fake, clock):
 
     assert (
         invoke(path, fake, "alerts", "handle", "1", "--by", "Anna").output.strip()
-        == "marked 1 alerts"
+        == "marked 1 alert"
     )
     assert "handled: Anna" in invoke(path, fake, "alerts").output
     ref = as_json[0]["ref"]
     assert (
-        invoke(path, fake, "alerts", "handle", ref, "--undo").output.strip() == "unmarked 1 alerts"
+        invoke(path, fake, "alerts", "handle", ref, "--undo").output.strip() == "unmarked 1 alert"
     )
     assert "handled:" not in invoke(path, fake, "alerts").output
     assert invoke(path, fake, "alerts", "handle", "99").exit_code == 2

@@ -791,6 +791,7 @@ def test_a_command_it_tells_to_run_carries_the_config_it_was_given(tmp_path):
         (["worker", "--threads", "x"], "'x' is not a whole number"),
         (["serve", "--workers", "x"], "'x' is not a whole number"),
         (["dev", "fake-helpdesk", "--port", "x"], "'x' is not a whole number"),
+        (["dev", "demo", "--seed", "x"], "'x' is not a whole number"),
         (["sync", "--periodic", "--interval", "x"], "'x' is not a number of seconds"),
     ],
 )

@@ -217,10 +217,14 @@ def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:
         alerts = listing.alerts_among(conn, requeued)
         wake.notify_workers(conn)
     left = [i for i in dict.fromkeys(ids) if i not in requeued]
+    # Only a failed delivery is requeued: a queued or sent one would go out twice.
+    why = "; ".join(
+        f"#{i} {statuses[i]}, not failed" if i in statuses else f"#{i} not found" for i in left
+    )
+    if left and not requeued:
+        # None of the ids named could be requeued: a refusal, as `alerts handle 999` is
+        # (exit 2); it said "requeued nothing" and exited 0, and a script went on.
+        raise click.UsageError(shown(f"nothing requeued: {why}"))
     click.echo(f"requeued {_requeued(len(requeued) - alerts, alerts)}")
     if left:
-        # Only a failed delivery is requeued: a queued or sent one would go out twice.
-        why = (
-            f"#{i} {statuses[i]}, not failed" if i in statuses else f"#{i} not found" for i in left
-        )
-        click.echo(shown(f"skipped {len(left)}: {'; '.join(why)}"))
+        click.echo(shown(f"skipped {len(left)}: {why}"))

@@ -206,8 +206,18 @@ def test_outbox_retry_names_the_ids_it_did_not_requeue_and_why(tmp_path, databas
     assert statuses(database_url) == {failed: "pending", pending: "pending"}
     everything = invoke(tmp_path, "outbox", "retry", "--all-failed", DATABASE_URL=database_url)
     assert everything.output == "requeued nothing\n"  # nothing named, nothing skipped
+    # None of the ids named requeued: refused with the reason, as `alerts handle 999` is (it
+    # said "requeued nothing" and exited 0, so a script went on as if it had worked).
     only_skipped = invoke(tmp_path, "outbox", "retry", "999", DATABASE_URL=database_url)
-    assert only_skipped.output.splitlines() == ["requeued nothing", "skipped 1: #999 not found"]
+    assert only_skipped.exit_code == 2, only_skipped.output
+    assert "Error: nothing requeued: #999 not found" in only_skipped.output
+    assert "requeued nothing" not in only_skipped.output
+    not_failed = invoke(tmp_path, "outbox", "retry", str(pending), "998", DATABASE_URL=database_url)
+    assert not_failed.exit_code == 2, not_failed.output
+    assert (
+        f"Error: nothing requeued: #{pending} pending, not failed; #998 not found"
+        in not_failed.output
+    )
 
 
 def test_outbox_retry_all_failed_requeues_more_replies_than_a_statement_takes_parameters(

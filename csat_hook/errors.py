@@ -49,6 +49,13 @@ class ResultsMissingError(ConfigError):
         self.path = path
 
 
+class SourceConfigError(ConfigError):
+    """The results source lacks what the configuration names (a Sheets tab, by
+    ``sheet_gid`` or ``sheet_name``): a configuration error (exit 2), but one the source's
+    editors can cause and undo without a deploy (a tab deleted and restored, renamed and
+    named back), so a periodic sync reports it every run and goes on instead of stopping."""
+
+
 class WebhookError(CsatHookError):
     """A webhook request we refuse; subclasses set the status."""
 

@@ -79,7 +79,8 @@ def sync(
     Exit codes:
       0 ok;
       1 failed (source, Google or database error);
-      2 invalid configuration (a missing column title, or the results file is missing);
+      2 invalid configuration (a missing column title or tab, or the results file is
+        missing; --periodic reports a missing tab every run and goes on);
       3 another sync holds the lock;
       4 data_error: one reason skipped more than results.max_skipped_share of the rows
         read (and at least results.min_skipped_rows); everything readable was stored and
@@ -177,8 +178,10 @@ def _sync_loop(
         if not (keep_waiting and summary.waiting_for):  # the runner says that once, calmly
             # This output is the process's log (serve's sync, a `clock:` process): no cell.
             print_sync(summary, as_json, examples=False, rerun=rerun)
-        if summary.status == "config_error" and not keep_waiting:
+        if summary.status == "config_error" and not keep_waiting and not summary.goes_on:
             return 2  # retrying cannot fix the configuration
+        # A tab the spreadsheet lacks (goes_on) is said above every run: an editor may put it
+        # back, and a clock: process that stopped on it stayed down until restarted by hand.
         elapsed = time.monotonic() - started
         stop.wait(max(1.0, every - elapsed))
     return 0

@@ -25,7 +25,9 @@ then ends with ``data_error``.
 export that is not there yet is a ``config_error``; for a runner that waits for it (serve's
 periodic sync, ``waits_for_export``) it is a normal state: said once at INFO
 (``sync.waiting``), not again while it lasts. Any other run (by hand, a ``clock:`` process)
-ends on it with exit 2 and logs it as the config error it is.
+ends on it with exit 2 and logs it as the config error it is. A tab the configuration
+names and the spreadsheet lacks (:class:`~csat_hook.errors.SourceConfigError`) is a
+``config_error`` too, marked ``goes_on``: a periodic sync reports it every run and goes on.
 
 The run, its phases in order and its log lines are here; the steps' work is in
 :mod:`.alerts_step`, :mod:`.report_step` and :mod:`.outputs_step` (mixed into
@@ -56,6 +58,7 @@ from csat_hook.db.migrate import create_schema
 from csat_hook.errors import ConfigError
 from csat_hook.errors import CsatHookError
 from csat_hook.errors import ResultsMissingError
+from csat_hook.errors import SourceConfigError
 from csat_hook.errors import SyncLockedError
 from csat_hook.sync import cache
 from csat_hook.sync import read_memo
@@ -161,6 +164,7 @@ class SyncRunner(ReportStep, OutputsStep):
             summary.waiting_for = exc.path
         except ConfigError as exc:
             summary.status, summary.error = "config_error", exc.message
+            summary.goes_on = isinstance(exc, SourceConfigError)
         except CsatHookError as exc:
             summary.status, summary.error = "failed", exc.message
         except DBAPIError as exc:

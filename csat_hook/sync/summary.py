@@ -62,9 +62,13 @@ class SyncSummary:
     duration_ms: int = 0
     phases_ms: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    # A config_error a periodic sync reports and goes on after (errors.SourceConfigError: the
+    # source lacks a tab the configuration names); not printed: the status and error say it.
+    goes_on: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["goes_on"]
         data["unverified_total"] = sum(self.unverified.values())
         data["skipped_total"] = sum(self.skipped.values())
         return data

@@ -667,3 +667,74 @@ def test_a_periodic_run_tells_to_rerun_with_the_config_it_was_given(
     with contextlib.redirect_stderr(io.StringIO()) as err:
         sync_cli._print_problem(problem, examples=False, rerun=given["rerun"])
     assert f"run `csat-hook -c {config} sync` by hand" in err.getvalue(), err.getvalue()
+
+
+def test_a_missing_tab_is_a_config_error_that_a_periodic_sync_reports_every_run(kit):
+    """A sheet_gid or sheet_name the spreadsheet has no tab for exited 1 (a failed run) while
+    a missing column title exits 2: both are what the configuration names and the source
+    does not hold. By hand it is a configuration error (exit 2); a ``clock:`` process, which
+    stops on a configuration error, reports it every run and goes on instead: an editor who
+    deleted or renamed the tab may restore it, and the process must not stay down for that."""
+    kit.fake.add_spreadsheet("S1")
+    kit.fake.add_tab("S1", "Form Responses 1", [EN_HEADER], sheet_id=55)
+    config = kit.tmp_path / "google.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": {"url": kit.database_url},
+                "google": {
+                    "service_account_json": json.dumps(kit.service_account),
+                    "sheets_base_url": kit.fake.url,
+                },
+                "results": {
+                    "source": "gsheets",
+                    "gsheets": {"spreadsheet_id": "S1", "sheet_gid": 99},
+                },
+                "output": {"local": {"enabled": False}},
+            }
+        ),
+        encoding="utf-8",
+    )
+    result = invoke(config, "--json")
+    assert result.exit_code == 2, result.output
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "config_error"
+    assert summary["error"].startswith("results.gsheets.sheet_gid: no such tab in the spreadsheet")
+
+    loaded = load_config(str(config), env={})
+    engine = make_sync_engine(loaded)
+    runner = SyncRunner(loaded, engine)
+    runs: list[str] = []
+
+    class Stops:
+        def run(self, **kwargs):
+            summary = runner.run(**kwargs)
+            runs.append(summary.status)
+            if len(runs) == 3:
+                os.kill(os.getpid(), signal.SIGTERM)  # what the platform sends on shutdown
+            return summary
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with (
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()) as printed,
+        ):
+            code = _sync_loop(
+                Stops(),
+                loaded,
+                dry_run=False,
+                full=False,
+                as_json=False,
+                periodic=True,
+                interval=0.01,
+            )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        engine.dispose()
+    assert code == 0 and runs == ["config_error"] * 3
+    said = printed.getvalue().splitlines()
+    assert len(said) == 3 and all(
+        line.startswith("sync config_error: results.gsheets.sheet_gid: no such tab")
+        for line in said
+    ), said

@@ -14,6 +14,7 @@ import pytest
 
 from csat_hook.errors import ConfigError
 from csat_hook.errors import GoogleApiError
+from csat_hook.errors import SourceConfigError
 from csat_hook.errors import SourceError
 from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.google.api import FormsApi
@@ -119,11 +120,11 @@ def test_tab_by_name_and_a_missing_tab_names_the_key(fake_google, google_session
     batch = gsheets(google_session, gid=None, name="form responses 2").fetch(set(), None)
     assert batch.rows_read == 0
 
-    with pytest.raises(SourceError) as by_gid:
+    with pytest.raises(SourceConfigError) as by_gid:
         gsheets(google_session, gid=99).fetch(set(), None)
     assert "results.gsheets.sheet_gid" in by_gid.value.message
     assert "'Form Responses 2' (gid 55)" in by_gid.value.message
-    with pytest.raises(SourceError) as by_name:
+    with pytest.raises(SourceConfigError) as by_name:
         gsheets(google_session, gid=None, name="Ответы").fetch(set(), None)
     assert "results.gsheets.sheet_name" in by_name.value.message
 

@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 
+from csat_hook.errors import SourceConfigError
 from csat_hook.errors import SourceError
 from csat_hook.settings import zone_named
 from csat_hook.sync.config import ColumnsConfig
@@ -61,7 +62,9 @@ def encodable(title: str) -> bool:
 
 
 def find_tab(metadata: dict[str, Any], gid: int | None, name: str | None) -> dict[str, Any]:
-    """The tab's properties by gid (preferred) or by name; SourceError naming the key."""
+    """The tab's properties by gid (preferred) or by name; SourceConfigError naming the key
+    and the tabs there are (a configuration error, as a missing column title is: it exited 1
+    as a failed read)."""
     tabs = [s.get("properties", {}) for s in metadata.get("sheets", [])]
     if gid is not None:
         match = [t for t in tabs if t.get("sheetId") == gid]
@@ -74,7 +77,7 @@ def find_tab(metadata: dict[str, Any], gid: int | None, name: str | None) -> dic
         key = "results.gsheets.sheet_name"
     if not match:
         listing = ", ".join(f"{t.get('title')!r} (gid {t.get('sheetId')})" for t in tabs)
-        raise SourceError(f"{key}: no such tab in the spreadsheet; tabs: {listing or 'none'}")
+        raise SourceConfigError(f"{key}: no such tab in the spreadsheet; tabs: {listing or 'none'}")
     found: dict[str, Any] = match[0]
     return found
 

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from csat_hook.db.engine import make_engine  # noqa: E402
+from tests.cluster import free_port  # noqa: E402
 from tests.cluster import procfile_command  # noqa: E402
 
 TOKEN = "drill-webhook-token"  # noqa: S105  # a loopback drill's
@@ -51,12 +52,13 @@ class Fake:
     """Records every reply POST; answers at random: ok, slow, too slow (past the read
     timeout, stored), 503, 429, or a dropped connection after the body was read (stored)."""
 
-    def __init__(self, port: int, seed: int) -> None:
+    def __init__(self, port: int, seed: int, late: float = 2.5) -> None:
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.posts: list[dict[str, Any]] = []
         self.stored: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.slow = False
+        self.late = late  # how long a timing-out answer takes (past the read timeout)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -85,7 +87,7 @@ class Fake:
                 if r < 0.1:
                     return self._send(503, {"error": "busy"}, {"Retry-After": "1"})
                 if r < 0.15:  # the listing times out
-                    time.sleep(2.5)
+                    time.sleep(fake.late)
                 if r < 0.2:  # or is cut off
                     self.close_connection = True
                     self.connection.shutdown(2)
@@ -139,7 +141,7 @@ class Fake:
                 if action == "slow":
                     time.sleep(0.6)
                 if action == "timeout":
-                    time.sleep(2.5)
+                    time.sleep(fake.late)
                     with fake.lock:  # saved as the vendor finishes, after our read timeout
                         fake.stored[dialog].append(
                             {
@@ -157,7 +159,18 @@ class Fake:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def write_config(workdir: Path, db: str, fake_port: int, look_back: bool = False) -> Path:
+FAST = {  # --fast: a run of seconds, as a test's (a stall must outlast worker_dead_after)
+    "backoff_base_seconds": 0.1,
+    "backoff_cap_seconds": 0.5,
+    "lease_seconds": 8,
+    "worker_dead_after_seconds": 3,
+    "settle_seconds": 2,
+}
+
+
+def write_config(
+    workdir: Path, db: str, fake_port: int, look_back: bool = False, fast: bool = False
+) -> Path:
     messages = f"http://127.0.0.1:{fake_port}/api/dialogs/{{dialog_id}}/messages"
     config = {
         "database": {"url": db},
@@ -174,6 +187,7 @@ def write_config(workdir: Path, db: str, fake_port: int, look_back: bool = False
             "heartbeat_seconds": 0.5,
             "worker_dead_after_seconds": 8,
             "settle_seconds": 6,
+            **(FAST if fast else {}),
         },
         "logging": {"level": "INFO"},
         # --look-back: the policy whose closes are decided in a transaction under advisory
@@ -261,13 +275,17 @@ class Procs:
                 self.signal(proc, signal.SIGTERM)
 
 
-def terminate_all(engine: sa.Engine) -> int:
+def terminate_all(engine: sa.Engine, app_name: str) -> int:
+    """Drop the connections of the drill's processes (named ``app_name``: a test's database
+    may be shared with other tests)."""
     with engine.connect() as conn:
         n = conn.execute(
             sa.text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+                " AND application_name = :name"
+            ),
+            {"name": app_name},
         ).scalar()
         conn.commit()
     return int(n or 0)
@@ -283,14 +301,23 @@ def main() -> int:
     parser.add_argument("--workdir", default="/tmp/fault-drill")  # noqa: S108
     parser.add_argument("--look-back", action="store_true")
     parser.add_argument("--fault-threads", type=int, default=1)
+    parser.add_argument("--fast", action="store_true")
     args = parser.parse_args()
+    if args.port == 0:
+        args.port = free_port()
+        fake_port = free_port()
+    else:
+        fake_port = args.port + 1
+    app_name = f"fault-drill-{os.getpid()}"
+    tagged = sa.make_url(args.database_url).update_query_dict({"application_name": app_name})
+    served_url = tagged.render_as_string(hide_password=False)
     rng = random.Random(args.seed)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    fake = Fake(args.port + 1, args.seed)
-    config = write_config(workdir, args.database_url, args.port + 1, args.look_back)
+    fake = Fake(fake_port, args.seed, late=1.5 if args.fast else 2.5)
+    config = write_config(workdir, served_url, fake_port, args.look_back, args.fast)
     engine = make_engine(args.database_url)
-    procs = Procs(workdir, config, args.database_url, args.port)
+    procs = Procs(workdir, config, served_url, args.port)
     url = f"http://127.0.0.1:{args.port}/webhooks/generic"
     results: list[tuple[str, int | str, str]] = []  # (dialog, status or error, detail)
     rlock = threading.Lock()
@@ -326,25 +353,25 @@ def main() -> int:
 
     plock = threading.Lock()  # one process fault at a time
 
-    def one_fault(kind: str) -> None:
+    def one_fault(kind: str, rng: random.Random) -> None:
         if kind == "pg":
-            faults["pg_backends"] += terminate_all(engine)
+            faults["pg_backends"] += terminate_all(engine, app_name)
         elif kind == "pg_burst":  # a database flapping for a few seconds
-            for _ in range(20):
-                faults["pg_backends"] += terminate_all(engine)
+            for _ in range(8 if args.fast else 20):
+                faults["pg_backends"] += terminate_all(engine, app_name)
                 time.sleep(rng.uniform(0.05, 0.4))
         elif kind in ("stall_worker", "term_worker", "kill_worker", "term_web"):
             with plock:
-                process_fault(kind)
+                process_fault(kind, rng)
         else:
             fake.slow = not fake.slow
 
-    def process_fault(kind: str) -> None:
+    def process_fault(kind: str, rng: random.Random) -> None:
         if kind == "stall_worker":  # a stalled process: taken for dead, then back
             live = [w for w in procs.workers if w.poll() is None]
             victim = rng.choice(live)
             os.killpg(victim.pid, signal.SIGSTOP)
-            time.sleep(rng.uniform(5, 14))
+            time.sleep(rng.uniform(3.5, 4.5) if args.fast else rng.uniform(5, 14))
             os.killpg(victim.pid, signal.SIGCONT)
         elif kind == "term_worker":
             live = [w for w in procs.workers if w.poll() is None]
@@ -378,14 +405,16 @@ def main() -> int:
             procs.signal(procs.web, signal.SIGTERM)
             procs.start_web()
 
-    def fault_loop() -> None:
-        while not stop.wait(rng.uniform(2, 5)):
+    def fault_loop(index: int) -> None:
+        # Each fault thread its own sequence of faults, the same in every run of a seed.
+        rng = random.Random(args.seed * 1000 + index)
+        while not stop.wait(rng.uniform(1, 2.5) if args.fast else rng.uniform(2, 5)):
             kind = rng.choice(
                 ["pg", "pg_burst", "kill_worker", "term_worker", "term_web", "slow", "stall_worker"]
             )
             faults[kind] += 1
             try:
-                one_fault(kind)
+                one_fault(kind, rng)
             except Exception as exc:  # the drill's own query cut by a pg fault
                 faults[f"{kind}_interrupted_{type(exc).__name__}"] += 1
 
@@ -393,7 +422,10 @@ def main() -> int:
     procs.start_worker()
     procs.start_worker()
     dialogs = [f"FD-{args.seed}-{i}" for i in range(args.dialogs)]
-    faulters = [threading.Thread(target=fault_loop, daemon=True) for _ in range(args.fault_threads)]
+    faulters = [
+        threading.Thread(target=fault_loop, args=(i,), daemon=True)
+        for i in range(args.fault_threads)
+    ]
     for faulter in faulters:
         faulter.start()
     late: list[str] = []
@@ -427,7 +459,7 @@ def main() -> int:
             if not busy:
                 break
             time.sleep(1)
-        time.sleep(4)
+        time.sleep(2 if args.fast else 4)  # past a timing-out answer's late save
         outbox_cli = subprocess.run(
             [sys.executable, "-m", "csat_hook", "outbox", "--json", "--limit", "100000"],
             env=procs.env,

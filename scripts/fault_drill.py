@@ -29,6 +29,8 @@ import time
 from collections import Counter
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -198,6 +200,7 @@ def write_config(
                     "per_dialog": "every_close",
                     "customer_cooldown_days": 1,
                     "send_delay_seconds": 2,
+                    "reclose_grace_seconds": 0,
                 }
             }
             if look_back
@@ -302,6 +305,9 @@ def main() -> int:
     parser.add_argument("--look-back", action="store_true")
     parser.add_argument("--fault-threads", type=int, default=1)
     parser.add_argument("--fast", action="store_true")
+    parser.add_argument(
+        "--reopens", type=float, default=0.0, help="share of dialogs closed, reopened, closed"
+    )
     args = parser.parse_args()
     if args.port == 0:
         args.port = free_port()
@@ -324,14 +330,16 @@ def main() -> int:
     faults: Counter[str] = Counter()
     stop = threading.Event()
 
-    def close(dialog: str) -> None:
-        body = {
-            "event": "dialog.closed",
+    def close(dialog: str, event: str = "dialog.closed", closed_at: str | None = None) -> None:
+        body: dict[str, Any] = {
+            "event": event,
             "dialog": {"id": dialog},
             "agent": {"id": "7", "name": "Anna Petrova"},
             "customer": {"id": f"c-{dialog}", "email": f"{dialog.lower()}@example.org"},
             "language": "en",
         }
+        if closed_at:  # a second close of the dialog: another body, another occurrence
+            body["closed_at"] = closed_at
         for _ in range(20):
             try:
                 response = requests.post(
@@ -350,6 +358,17 @@ def main() -> int:
             if response.status_code < 500:
                 return
             time.sleep(0.5)
+
+    def close_reopen_close(dialog: str, pause: float, copies: int) -> None:
+        """A close (sent ``copies`` times at once), a reopen, and another close."""
+        with ThreadPoolExecutor(copies) as same:
+            list(same.map(lambda _: close(dialog), range(copies)))
+        time.sleep(pause)
+        close(dialog, "dialog.reopened")
+        time.sleep(pause / 3)
+        with ThreadPoolExecutor(copies) as same:
+            second = datetime.now(UTC).isoformat()
+            list(same.map(lambda _: close(dialog, closed_at=second), range(copies)))
 
     plock = threading.Lock()  # one process fault at a time
 
@@ -429,10 +448,16 @@ def main() -> int:
     for faulter in faulters:
         faulter.start()
     late: list[str] = []
+    reopened: list[str] = []
     started = time.monotonic()
     try:
         with ThreadPoolExecutor(8) as pool:
             for dialog in dialogs:
+                if rng.random() < args.reopens:
+                    reopened.append(dialog)
+                    pool.submit(close_reopen_close, dialog, rng.uniform(0.3, 3), rng.randint(1, 3))
+                    time.sleep(args.seconds / 2 / args.dialogs)
+                    continue
                 copies = rng.randint(1, 4)
                 now = rng.randint(1, copies)
                 for _ in range(now):
@@ -471,7 +496,47 @@ def main() -> int:
     finally:
         stop.set()
         procs.stop()
-    return check(engine, fake, dialogs, results, faults, outbox_cli.stdout)
+    return check(engine, fake, dialogs, results, faults, outbox_cli.stdout, set(reopened))
+
+
+def check_reopened(engine: sa.Engine, fake: Fake, reopened: set[str]) -> list[str]:
+    """Per survey of a reopened dialog: sent once if recorded sent, never if cancelled or
+    skipped (unless recorded as maybe in the dialog); no message of no survey."""
+    violations: list[str] = []
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT s.id, s.dialog_id, s.token, s.status AS survey_status, o.status,"
+                " o.last_error FROM surveys s LEFT JOIN outbox o ON o.survey_id = s.id"
+                " WHERE s.dialog_id = ANY(:dialogs)"
+            ),
+            {"dialogs": sorted(reopened)},
+        ).all()
+    seen: Counter[str] = Counter()
+    outcome: Counter[str] = Counter()
+    for row in rows:
+        texts = [m["text"] for m in fake.stored.get(row.dialog_id, [])]
+        n = sum(1 for text in texts if row.token and row.token in text)
+        seen[row.dialog_id] += n
+        outcome[f"{row.survey_status}/{row.status}"] += 1
+        if row.status == "sent" and n != 1:
+            violations.append(f"{row.dialog_id} survey {row.id}: sent, {n} in the dialog")
+        elif row.status in ("pending", "sending"):
+            violations.append(f"{row.dialog_id} survey {row.id}: still {row.status}")
+        elif (
+            row.status in ("cancelled", "failed", None)
+            and n
+            and "may" not in (row.last_error or "")
+        ):
+            violations.append(
+                f"{row.dialog_id} survey {row.id}: {row.survey_status}/{row.status}"
+                f" ({row.last_error}) but {n} in the dialog"
+            )
+    for dialog in reopened:
+        if len(fake.stored.get(dialog, [])) != seen[dialog]:
+            violations.append(f"{dialog}: a message of no survey")
+    print("reopened dialogs:", len(reopened), "surveys:", dict(outcome))
+    return violations
 
 
 def check(
@@ -481,6 +546,7 @@ def check(
     results: list[tuple[str, int | str, str]],
     faults: Counter[str],
     outbox_json: str,
+    reopened: set[str],
 ) -> int:
     violations: list[str] = []
     codes = Counter(str(code) for _, code, _ in results)
@@ -508,18 +574,19 @@ def check(
                 sa.text("SELECT dialog_id FROM surveys WHERE helpdesk = 'generic'")
             ).scalars()
         )
-        rows = {
-            r.dialog_id: r
-            for r in conn.execute(
-                sa.text(
-                    "SELECT id, dialog_id, status, last_error, external_id FROM outbox"
-                    " WHERE kind = 'reply'"
-                )
+        every = conn.execute(
+            sa.text(
+                "SELECT id, dialog_id, status, last_error, external_id FROM outbox"
+                " WHERE kind = 'reply' ORDER BY id"
             )
-        }
-    statuses = Counter(r.status for r in rows.values())
+        ).all()
+    rows = {r.dialog_id: r for r in every}  # a dialog's latest reply
+    statuses = Counter(r.status for r in every)
     print("acked dialogs:", len(acked), "of", len(dialogs), "outbox:", dict(statuses))
+    violations += check_reopened(engine, fake, reopened)
     for dialog in dialogs:
+        if dialog in reopened:
+            continue
         stored = len(fake.stored.get(dialog, []))
         if stored > 1:
             violations.append(f"{dialog}: {stored} replies stored by the helpdesk")
@@ -543,14 +610,13 @@ def check(
     try:
         listed = json.loads(outbox_json)
         items = listed["replies"]
-        cli = {
-            str(i.get("dialog_id")): i.get("status")
-            for i in items
-            if i.get("kind", "reply") == "reply"
-        }
-        for dialog, row in rows.items():
-            if cli.get(dialog) != row.status:
-                violations.append(f"{dialog}: outbox CLI says {cli.get(dialog)}, db {row.status}")
+        cli = {i["id"]: i.get("status") for i in items if i.get("kind", "reply") == "reply"}
+        for row in every:
+            if cli.get(row.id) != row.status:
+                violations.append(
+                    f"{row.dialog_id}: outbox CLI says {cli.get(row.id)} of reply {row.id},"
+                    f" the database {row.status}"
+                )
     except (ValueError, AttributeError, TypeError) as exc:
         violations.append(f"outbox --json unreadable: {exc}: {outbox_json[:200]}")
     for line in violations:

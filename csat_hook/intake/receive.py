@@ -181,6 +181,12 @@ class Intake:
             now = self.clock()
             reopened_at = trusted_reopen_time(event.reopen_times, now)
 
+            if reopened_at is not None:
+                # Committed on its own BEFORE the cancel below looks (see remember_reopen).
+                run_transaction(
+                    self.engine, lambda conn: self.remember_reopen(conn, event, now, reopened_at)
+                )
+            # A new transaction, so a new snapshot: one taken after the reopen was remembered.
             cancelled, kept = run_transaction(
                 self.engine, lambda conn: self.cancel_on_reopen(conn, event, now, reopened_at)
             )
@@ -206,6 +212,31 @@ class Intake:
             body["reason"] = f"the reopen is older than the close of {kept} waiting {surveys}: kept"
         return Outcome(body)
 
+    def remember_reopen(
+        self, conn: sa.Connection, event: DialogReopened, now: datetime, reopened_at: datetime
+    ) -> None:
+        """In the caller's transaction, which must COMMIT before :meth:`cancel_on_reopen`
+        starts its own: remember the dialog's reopen at ``reopened_at`` (its helpdesk's
+        believable time), received ``now``.
+
+        Why remembered: the reopen may have been delivered before its own close, and a close
+        no later than it is skipped when it comes; also when the reopen cancels an earlier
+        close's survey (closed, reopened, closed again, reopened, the second close delivered
+        last: remembered only when nothing was cancelled, that second close re-armed the
+        survey into a dialog open again). A failed cancel after it leaves it remembered (an
+        upsert: the vendor's retry of the reopen changes nothing).
+
+        Why committed first: it is what makes a close recorded at the same moment by another
+        process (PostgreSQL, READ COMMITTED, no lock) never reach the reopened dialog. Call C
+        the close's commit. If C's snapshot holds this reopen, the close is skipped
+        (``reopened_after_close``). Else, if C commits before the cancel's snapshot, the cancel
+        cancels its reply. Else C commits after this commit, and so does any claim of its
+        reply, which reads this reopen and cancels the reply instead of posting it
+        (``outbox.store.claims``: ``reopened``; ``outbox/reply_delivery.py``). A reopen of
+        unknown time is not remembered: only its cancel applies (the limit the README
+        states)."""
+        intake_store.remember_reopen(conn, event.helpdesk, event.dialog_id, reopened_at, now)
+
     def cancel_on_reopen(
         self,
         conn: sa.Connection,
@@ -213,27 +244,15 @@ class Intake:
         now: datetime,
         reopened_at: datetime | None,
     ) -> tuple[int, int]:
-        """In the caller's transaction: cancel the dialog's waiting surveys for a reopen at
-        ``reopened_at`` (None: unknown) and remember it; how many were cancelled, and kept
-        (their close is later).
-
-        The dialog's lock first (``store.lock_dialogs``, PostgreSQL): a close of the dialog
-        being recorded at this moment by another process commits before this looks, so its
-        reply is cancelled here; one recorded after waits for this to commit and sees the
-        reopen remembered. Without it both committed without seeing each other, and the
-        reply went out into the reopened dialog."""
-        intake_store.lock_dialogs(conn, [(event.helpdesk, event.dialog_id)])
+        """In the caller's transaction, begun after :meth:`remember_reopen` committed: cancel
+        the dialog's waiting surveys for a reopen at ``reopened_at`` (None: unknown), and mark
+        those it cannot cancel (in flight); how many were cancelled, and kept (their close is
+        later). No lock: a close being recorded at this moment that this does not see is
+        cancelled at its reply's claim (see :meth:`remember_reopen`)."""
         done = outbox_store.cancel_waiting(
             conn, event.helpdesk, event.dialog_id, now, reopened_at=reopened_at
         )
         left = outbox_store.kept_on_reopen(conn, event.helpdesk, event.dialog_id, reopened_at)
-        if reopened_at is not None:
-            # The reopen may have been delivered before its own close: remembered, a close no
-            # later than it is skipped when it comes. Also when it cancelled an earlier
-            # close's survey (closed, reopened, closed again, reopened, the second close
-            # delivered last): remembered only when it found nothing to cancel, that second
-            # close re-armed the survey into a dialog open again.
-            intake_store.remember_reopen(conn, event.helpdesk, event.dialog_id, reopened_at, now)
         return done, left
 
     def record_close(self, event: DialogClosed, *, digest: str | None = None) -> Outcome:

@@ -107,16 +107,16 @@ class CloseRecorder:
         # Without a look-back the policy decides from the close alone, and a batch is one
         # statement on PostgreSQL (see _write_one_statement).
         self._one_statement = not looks_back(policy)
-        # A reopen cancels: that statement comes after its dialogs' locks, in a transaction
-        # (autocommit only without reopens), so a close and a reopen of one dialog recorded
-        # at once by two processes are recorded one after the other (store.lock_dialogs).
-        self._autocommit = self._one_statement and not policy.cancel_on_reopen
+        # No lock against a reopen of the same dialog recorded at this moment by another
+        # process: it commits its remembered time before it cancels, and a reply this batch
+        # queues unseen by both is cancelled at its claim (Intake.remember_reopen). A lock
+        # made this statement a transaction: 2-3 times its database CPU.
         self._writer: GroupCommit[_Close, dict[str, Any]] = GroupCommit(
             engine,
             self._write_and_unmark,
             name="close-recorder",
             after_commit=self._after_commit,
-            single=lambda _batch: self._autocommit,
+            single=lambda _batch: self._one_statement,
         )
 
     def record(
@@ -178,12 +178,7 @@ class CloseRecorder:
             conn, look_back_emails(self.policy, (item.event for item in batch))
         )
         keys = {key for item in batch for key in look_back_keys(self.policy, item.event, emails)}
-        # The dialogs' locks too when a reopen cancels (store.lock_dialogs): one statement.
-        dialogs = {(item.event.helpdesk, item.event.dialog_id) for item in batch}
-        locks = (
-            {("dialog", *dialog) for dialog in dialogs} if self.policy.cancel_on_reopen else set()
-        )
-        store.lock_look_backs(conn, keys | locks)
+        store.lock_look_backs(conn, keys)
         # Every close's look-back, for the whole batch and after its locks: one statement per
         # kind of key (the closes of the batch are stored after it).
         latest = store.latest_surveys(
@@ -192,7 +187,13 @@ class CloseRecorder:
         results: dict[int, dict[str, Any]] = {}
         first_of_key: dict[tuple[str, str, str], _Close] = {}
         # One statement for the batch: the remembered reopens of its dialogs.
-        reopens = store.remembered_reopens(conn, dialogs) if self.policy.cancel_on_reopen else {}
+        reopens = (
+            store.remembered_reopens(
+                conn, {(item.event.helpdesk, item.event.dialog_id) for item in batch}
+            )
+            if self.policy.cancel_on_reopen
+            else {}
+        )
         for item in batch:
             if item.key in first_of_key:  # the same close twice in one batch
                 results[id(item)] = {"status": "duplicate"}
@@ -290,13 +291,7 @@ class CloseRecorder:
         self, conn: sa.Connection, batch: list[_Close]
     ) -> list[dict[str, Any]]:
         """The batch in one statement (PostgreSQL, no look-back: the skip reason needs no
-        query); the same outcomes as the transaction of :meth:`_write_in`. When a reopen
-        cancels, the statement runs in a transaction after its dialogs' locks: its snapshot
-        is taken once a reopen being recorded has committed (store.lock_dialogs)."""
-        if self.policy.cancel_on_reopen:
-            store.lock_dialogs(
-                conn, {(item.event.helpdesk, item.event.dialog_id) for item in batch}
-            )
+        query); the same outcomes as the transaction of :meth:`_write_in`."""
         first_of_key: dict[tuple[str, str, str], _Close] = {}
         for item in batch:
             first_of_key.setdefault(item.key, item)

@@ -352,15 +352,6 @@ def lock_look_backs(conn: sa.Connection, keys: Iterable[Sequence[str]]) -> None:
         conn.execute(_LOCKS, {"ids": sorted(ids)})
 
 
-def lock_dialogs(conn: sa.Connection, dialogs: Iterable[tuple[str, str]]) -> None:
-    """PostgreSQL: hold each (helpdesk, dialog id)'s lock until the caller's transaction
-    ends, so that a close of the dialog and its reopen are recorded one after the other: the
-    second sees what the first committed (a reply to cancel, a reopen remembered). The lock
-    is the dialog's look-back key's (``policy.look_back_keys``): one lock per dialog.
-    Nothing on SQLite, where a writer holds the database from BEGIN IMMEDIATE."""
-    lock_look_backs(conn, [("dialog", helpdesk, dialog) for helpdesk, dialog in dialogs])
-
-
 # Every lock of a batch in one statement, taken in ascending order: PostgreSQL evaluates a
 # volatile function of the select list after the ORDER BY sort (since 9.6), row by row.
 _LOCKS = sa.text(
@@ -369,10 +360,7 @@ _LOCKS = sa.text(
 
 
 # PostgreSQL, no send-policy look-back: a whole batch of closes in ONE statement, run in
-# autocommit (no BEGIN, no COMMIT round trip) when reopens cancel nothing, else in a
-# transaction after the batch's dialogs' locks (lock_dialogs: a statement's snapshot predates
-# any lock it takes itself, so a reopen committed meanwhile went unseen): the surveys INSERT,
-# the revival of cancelled
+# autocommit (no BEGIN, no COMMIT round trip): the surveys INSERT, the revival of cancelled
 # surveys, the outbox INSERT for the queued ones and the NOTIFY, all data-modifying CTEs of
 # one statement, so they commit together or not at all. The rows travel as ONE JSON
 # parameter (json_to_recordset), so the statement text is the same for every batch size and

@@ -90,6 +90,11 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
         # The dialog reopened while this reply was being sent (that attempt ended without
         # posting it): a survey now would land in a conversation open again.
         return Cancelled(store.REOPENED_NOTE)
+    if _reopened_unseen(item, survey):
+        # Its close was recorded at the moment of the reopen by another process, and neither
+        # saw the other (intake.receive: Intake.remember_reopen): cancelled here, as the
+        # reopen would have, never posted.
+        return Cancelled(store.REOPENED_NOTE)
     try:
         prepared = _prepare(delivery, adapter, item, survey, extra)
     except Exception as exc:
@@ -154,6 +159,16 @@ def _unknown_again(error: str) -> str:
         f"{error}; sent again without a check after an unknown outcome, and this send's "
         "outcome is unknown too: not sent again (the dialog may show the survey twice)"
     )
+
+
+def _reopened_unseen(item: Any, survey: Any) -> bool:
+    """Whether this is a reply's first attempt (none began before, so its uncertain_since is
+    unset) and its dialog has a remembered reopen no earlier than the survey's close
+    (:data:`~csat_hook.outbox.store.REOPENED_SINCE`, read by the claim). Only the first:
+    a reply claimed before its dialog reopened was marked by the reopen instead, and a close
+    after the reopen (a duplicate under ``per_dialog: once``) takes that mark back
+    (``unmark_reopened``) while the remembered reopen stays."""
+    return item.attempts == 1 and bool(getattr(survey, store.REOPENED_SINCE, False))
 
 
 def _reopened(checked: DeliveryError | Unchecked | None, budget: Budget) -> Outcome:

@@ -33,10 +33,11 @@ def _close(
     customer: str | None = None,
     occurrence: str = "",
     closed_at: datetime | None = None,
+    helpdesk: str = "eadesk",
     **kw: Any,
 ) -> _Close:
     event = DialogClosed(
-        helpdesk="eadesk",
+        helpdesk=helpdesk,
         dialog_id=dialog,
         agent=Person(id=agent),
         customer=Person(id=customer or "c-" + dialog),
@@ -131,10 +132,8 @@ def test_a_batch_stores_queues_skips_revives_and_answers_duplicates(
     # Nothing stored twice on a later retry of the same closes.
     assert [r["status"] for r in recorder._writer._transaction(batch)] == ["duplicate"] * 4
     if engine.dialect.name == "postgresql":
-        # The batch's dialogs locked (a reopen cancels: store.lock_dialogs), then one
-        # statement: no separate NOTIFY.
-        assert len(sent) == 2, sent
-        assert "pg_advisory_xact_lock" in sent[0], sent
+        # One statement per batch: no BEGIN, no COMMIT, no separate NOTIFY.
+        assert len(sent) == 1, sent
 
 
 @pytest.mark.parametrize(
@@ -836,23 +835,30 @@ def test_a_duplicate_in_a_batch_puts_no_other_close_on_cool_down(
     [{"send_delay_seconds": 60}, {"send_delay_seconds": 60, "customer_cooldown_days": 7}],
     ids=["one-statement", "transaction"],  # on PostgreSQL; SQLite always runs a transaction
 )
-@pytest.mark.parametrize("first", ["reopen", "close"])
-def test_a_close_and_its_reopen_recorded_at_once_by_two_processes_are_decided_in_turn(
-    make_config, make_services, clock, policy, first
+@pytest.mark.parametrize(
+    "order", ["close-unseen-by-the-cancel", "reopen-unseen-by-the-close", "reopen-remembered-first"]
+)
+def test_a_close_and_its_reopen_recorded_at_once_by_two_processes_never_reply_into_the_dialog(
+    make_config, make_services, clock, fake_helpdesk, policy, order
 ):
     """A close and the reopen that followed it, received at the same moment by two web
-    processes. On PostgreSQL (READ COMMITTED) the reopen's cancel did not see the close's
-    uncommitted reply and the close did not see the uncommitted reopen: both committed and
-    the reply went out into the reopened dialog. Whichever comes second now waits for the
-    first (the dialog's lock) and sees it: the reply is cancelled, or the close skipped."""
+    processes. On PostgreSQL (READ COMMITTED, no lock) neither need see the other: the
+    reopen's cancel may not see the close's uncommitted reply, and the close may not see the
+    uncommitted reopen. The reopen is remembered and committed before its cancel looks, so
+    the close is skipped, or the cancel cancels its reply, or the reply's claim reads the
+    remembered reopen and cancels it: whichever order, nothing is posted into the reopened
+    dialog. (SQLite serialises the writers: the second waits and sees the first.)"""
     from csat_hook.helpdesks.records import DialogReopened
+    from csat_hook.outbox import store as outbox_store
 
     services = make_services(make_config(policy=policy))
-    recorder = services.intake.recorder
+    recorder, intake = services.intake.recorder, services.intake
+    postgres = services.engine.dialect.name == "postgresql"
     closed_at = clock.now - timedelta(minutes=2)
     reopened_at = clock.now - timedelta(minutes=1)
-    close = _close(services, "D-1", closed_at=closed_at)
-    reopen = DialogReopened(helpdesk="eadesk", dialog_id="D-1", reopen_times=(reopened_at,))
+    close = _close(services, "D-1", closed_at=closed_at, helpdesk="generic")
+    reopen = DialogReopened(helpdesk="generic", dialog_id="D-1", reopen_times=(reopened_at,))
+    now = clock.now
     results: dict[str, Any] = {}
 
     def record_close(conn: sa.Connection | None = None) -> None:
@@ -861,31 +867,60 @@ def test_a_close_and_its_reopen_recorded_at_once_by_two_processes_are_decided_in
         else:
             results["close"] = recorder._write_in(conn, [close])[0]
 
-    def record_reopen(conn: sa.Connection | None = None) -> None:
-        if conn is None:
-            with services.engine.begin() as own:
-                record_reopen(own)
-        else:
-            results["reopen"] = services.intake.cancel_on_reopen(
-                conn, reopen, clock.now, reopened_at
-            )
+    def remember(conn: sa.Connection) -> None:
+        intake.remember_reopen(conn, reopen, now, reopened_at)
 
-    holder, other = (
-        (record_reopen, record_close) if first == "reopen" else (record_close, record_reopen)
-    )
-    with services.engine.begin() as conn:  # the first process, not yet committed
-        holder(conn)
-        racing = threading.Thread(target=other)
-        racing.start()
-        racing.join(timeout=1.0)  # long enough for it to record its event, had it not waited
-    racing.join(timeout=30)
+    def cancel() -> None:  # the reopen's second transaction: a snapshot after remember's
+        with services.engine.begin() as conn:
+            results["reopen"] = intake.cancel_on_reopen(conn, reopen, now, reopened_at)
 
-    with services.engine.connect() as conn:
-        replies = conn.execute(sa.select(outbox.c.status)).scalars().all()
-    assert replies in ([], ["cancelled"]), (results, replies)
-    if first == "reopen":
-        assert results["close"]["status"] == "skipped", results
-        assert results["close"]["reason"] == store.REOPENED_AFTER_CLOSE
+    def record_reopen() -> None:
+        with services.engine.begin() as conn:
+            remember(conn)
+        cancel()
+
+    def at_once(holding: Any, racing: Any) -> None:
+        with services.engine.begin() as conn:  # the first process, not yet committed
+            holding(conn)
+            thread = threading.Thread(target=racing)
+            thread.start()
+            thread.join(timeout=1.0)  # long enough for it to record its event (PostgreSQL)
+        thread.join(timeout=30)
+
+    if order == "close-unseen-by-the-cancel":
+        # The close's statement ran before the reopen was remembered and commits after the
+        # reopen's cancel looked.
+        at_once(record_close, record_reopen)
+    elif order == "reopen-unseen-by-the-close":
+        # The close ran while the reopen's memory was not yet committed; the cancel follows.
+        at_once(remember, record_close)
+        cancel()
     else:
-        assert results["close"]["status"] == "queued"
-        assert results["reopen"] == (1, 0)
+        with services.engine.begin() as conn:
+            remember(conn)
+        record_close()
+        cancel()
+
+    clock.advance(61)
+    services.delivery_worker().run_once()
+
+    assert [r for r in fake_helpdesk.api_requests() if r["method"] == "POST"] == []
+    with services.engine.connect() as conn:
+        replies = conn.execute(sa.select(outbox.c.status, outbox.c.last_error)).all()
+        survey = conn.execute(sa.select(surveys.c.status, surveys.c.skip_reason)).one()
+    if results["close"]["status"] == "skipped":
+        assert results["close"]["reason"] == store.REOPENED_AFTER_CLOSE
+        assert replies == [], replies
+    else:
+        assert results["close"]["status"] == "queued", results
+        # Cancelled as a reopen cancels: by its cancel, or at the reply's claim.
+        assert [tuple(r) for r in replies] == [(CANCELLED, outbox_store.REOPENED_NOTE)]
+        assert tuple(survey) == (CANCELLED, None)
+    if postgres and order == "close-unseen-by-the-cancel":
+        # Neither saw the other: the claim cancelled the reply.
+        assert results["reopen"] == (0, 0), results
+        assert results["close"]["status"] == "queued", results
+    if postgres and order == "reopen-unseen-by-the-close":
+        assert results["reopen"] == (1, 0), results
+    if order == "reopen-remembered-first":
+        assert results["close"]["status"] == "skipped", results

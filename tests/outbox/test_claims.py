@@ -87,3 +87,46 @@ def test_a_claim_returns_what_delivery_reads_as_stored(services, clock):
         _ = row.next_attempt_at
     with pytest.raises(AttributeError):
         _ = survey.closed_at
+
+
+def test_a_claim_says_whether_the_dialog_has_a_remembered_reopen_since_the_close(services, clock):
+    """A reopen remembered after its close was recorded (a close and its reopen recorded at
+    once by two processes, neither seeing the other) is read by the claim, on both paths
+    (PostgreSQL's one statement; the claim and its survey look-up elsewhere), under the rule
+    that skips a stale close: a believed close time no later than the reopen."""
+    from csat_hook.db.engine import run_transaction
+    from csat_hook.intake import store as intake_store
+
+    now = clock.now
+    reopened_at = now - timedelta(seconds=60)
+    close_times = {
+        "before": (now - timedelta(seconds=120),),
+        "at": (reopened_at,),
+        "after": (now - timedelta(seconds=30),),
+        "unknown": (),
+        "never-reopened": (now - timedelta(seconds=120),),
+    }
+    for dialog, times in close_times.items():
+        services.intake.record_close(
+            DialogClosed(
+                helpdesk="eadesk", dialog_id=dialog, agent=Person(id="a"), close_times=times
+            )
+        )
+
+    def remember(conn: sa.Connection) -> None:
+        for dialog in close_times:
+            if dialog != "never-reopened":
+                intake_store.remember_reopen(conn, "eadesk", dialog, reopened_at, now)
+
+    run_transaction(services.engine, remember)
+    clock.advance(services.config.policy.send_delay_seconds + 1)
+    claimed, _ = services.delivery_worker(worker_id="w-1")._claim(10)
+
+    reopened = {row.dialog_id: getattr(survey, store.REOPENED_SINCE) for row, survey in claimed}
+    assert reopened == {
+        "before": True,
+        "at": True,  # a reopen at the very time of the close counts as after it
+        "after": False,
+        "unknown": False,  # the receive time stands in: not believed (only the cancel)
+        "never-reopened": False,
+    }

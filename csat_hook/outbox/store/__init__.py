@@ -26,6 +26,7 @@ that stopped beating, or whose lease expired, are put back to ``pending`` by
 from __future__ import annotations
 
 from csat_hook.outbox.store.claims import CLAIMED
+from csat_hook.outbox.store.claims import REOPENED_SINCE
 from csat_hook.outbox.store.claims import SURVEY
 from csat_hook.outbox.store.claims import alerts_by_id
 from csat_hook.outbox.store.claims import claim_due
@@ -81,6 +82,7 @@ __all__ = [
     "OUTBOX_COLUMNS",
     "REOPENED",
     "REOPENED_NOTE",
+    "REOPENED_SINCE",
     "SURVEY",
     "UNROUTED",
     "WITHDRAWN_PREFIX",

@@ -22,6 +22,7 @@ from csat_hook.db.frozen import FrozenStatement
 from csat_hook.db.schema import PENDING
 from csat_hook.db.schema import SENDING
 from csat_hook.db.schema import alerts
+from csat_hook.db.schema import early_reopens
 from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.outbox.wake import LIVE_SECONDS
@@ -134,12 +135,57 @@ def _by_ids_stmt(table: sa.Table, dialect_name: str, columns: tuple[str, ...] = 
     return selected.where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
+# A claimed reply's survey also says whether its dialog has a remembered reopen
+# (``early_reopens``, written by intake before it cancels) no earlier than the survey's close:
+# ``reopened``, under the rule that skips such a close (``intake.store.reopened_after``: the
+# close time known and believed, not the receive time that stands in for it). A close
+# recorded at the moment of its reopen by another process, which neither saw, is caught here:
+# its reply's claim comes after the reopen was remembered (``intake.receive``:
+# ``Intake.remember_reopen``). One primary-key probe per claimed survey; outer, so a dialog
+# never reopened keeps its row.
+REOPENED_SINCE = "reopened"
+
+
+def _reopened_since() -> Any:
+    return sa.and_(
+        early_reopens.c.reopened_at.is_not(None),
+        surveys.c.closed_at.is_not(None),
+        surveys.c.closed_at != surveys.c.created_at,
+        surveys.c.closed_at <= early_reopens.c.reopened_at,
+    )
+
+
+def _with_reopens(joined: Any) -> Any:
+    return joined.outerjoin(
+        early_reopens,
+        sa.and_(
+            early_reopens.c.helpdesk == surveys.c.helpdesk,
+            early_reopens.c.dialog_id == surveys.c.dialog_id,
+        ),
+    )
+
+
+@functools.cache
+def _surveys_stmt(dialect_name: str) -> Any:
+    # Built once: run on every claim (not on PostgreSQL: claim_with_surveys).
+    columns = [surveys.c[name] for name in SURVEY]
+    stmt = sa.select(*columns, _reopened_since().label(REOPENED_SINCE)).select_from(
+        _with_reopens(surveys)
+    )
+    if dialect_name == "postgresql":
+        ids: Any = sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger))
+        return stmt.where(surveys.c.id == sa.any_(ids))
+    return stmt.where(surveys.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
 def surveys_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row[Any]]:
-    """The survey rows (their :data:`SURVEY` columns) of claimed replies, in one query."""
+    """The survey rows (their :data:`SURVEY` columns, and :data:`REOPENED_SINCE`: the
+    dialog has a remembered reopen no earlier than the survey's believed close) of claimed
+    replies, in one query. Read in the claim's transaction or after it: a reopen remembered
+    before the claim is seen."""
     if not ids:
         return {}
-    stmt = _by_ids_stmt(surveys, conn.dialect.name, SURVEY)
-    rows = conn.execute(stmt, {"ids": list(ids)})
+    rows = conn.execute(_surveys_stmt(conn.dialect.name), {"ids": list(ids)})
     return {row.id: row for row in rows}
 
 
@@ -169,7 +215,7 @@ def next_due_at(conn: sa.Connection) -> datetime | None:
 
 # The survey columns of a claimed reply, in the one-statement claim's result.
 _SURVEY_PREFIX = "survey__"
-SurveyRow = namedtuple("SurveyRow", SURVEY)  # type: ignore[misc]
+SurveyRow = namedtuple("SurveyRow", (*SURVEY, REOPENED_SINCE))  # type: ignore[misc]
 
 
 @functools.cache
@@ -202,12 +248,15 @@ def _claim_with_surveys_stmt() -> Any:
         .prefix_with("MATERIALIZED")
     )
     survey_columns = [surveys.c[name].label(_SURVEY_PREFIX + name) for name in SURVEY]
+    survey_columns.append(_reopened_since().label(_SURVEY_PREFIX + REOPENED_SINCE))
     return sa.select(
         next_due.c.next_due, passed.c.passed_on, *claimed.c, *survey_columns
     ).select_from(
-        next_due.outerjoin(passed, sa.true())
-        .outerjoin(claimed, sa.true())
-        .outerjoin(surveys, surveys.c.id == claimed.c.survey_id)
+        _with_reopens(
+            next_due.outerjoin(passed, sa.true())
+            .outerjoin(claimed, sa.true())
+            .outerjoin(surveys, surveys.c.id == claimed.c.survey_id)
+        )
     )
 
 
@@ -237,7 +286,8 @@ def claim_with_surveys(
     The claimed rows (named tuples, as :class:`~csat_hook.db.frozen.FrozenStatement` makes
     them) carry the :data:`CLAIMED` columns (and extra ones for the survey: read them from the
     returned surveys, a :class:`SurveyRow` per survey id, with the
-    :data:`SURVEY` columns of a survey row).
+    :data:`SURVEY` columns of a survey row and :data:`REOPENED_SINCE`, as
+    :func:`surveys_by_id`). The remembered reopen is read in the claim's own snapshot.
     """
     params = {
         "now": now,
@@ -249,7 +299,7 @@ def claim_with_surveys(
     result = _claim_with_surveys_frozen(conn.dialect).rows(conn, params)
     rows = [row for row in result if row.id is not None]
     found: dict[int, Any] = {}
-    width = len(SURVEY)
+    width = len(SurveyRow._fields)
     for row in rows:
         survey = row[-width:]
         if survey[0] is not None:

@@ -96,7 +96,9 @@ from csat_hook.sync.timestamps.words import MONTHS
 # -0500") is the offset; it was bad_timestamp.
 # 22: an ISO 8601 / RFC 3339 date-time with a lowercase "t" or "z" ("2026-12-07t19:05:12z",
 # as RFC 3339 allows) is read, as the Forms API's reader reads it; it was bad_timestamp.
-READING_VERSION = 22
+# 23: a value with a bare UTC offset that a results.csv.timestamp_formats layout reads is read
+# by it, its day/month order too, as before 21; it was ambiguous_date_order or the other order.
+READING_VERSION = 23
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a

@@ -266,6 +266,19 @@ def test_a_bare_utc_offset_after_any_date_layout(text, expected):
     assert TimestampReader(ZoneInfo("Asia/Tokyo"), date_order="MDY").parse(text) == expected
 
 
+def test_a_bare_utc_offset_keeps_the_configured_layout_that_read_it():
+    """A results.csv.timestamp_formats layout with %z read these values before the built-in
+    layouts read a bare offset: its day/month order still decides them, in a column whose
+    days are all 12 or less (they were refused as ambiguous_date_order)."""
+    values = ["09/08/2025 13:58:23 +0300", "01/12/2025 09:00:00 +0300"]
+    column = TimestampColumn(ZoneInfo("Europe/Moscow"), extra_formats=["%d/%m/%Y %H:%M:%S %z"])
+    column.scan(values)
+    assert [column.parse(v) for v in values] == [
+        datetime(2025, 8, 9, 10, 58, 23, tzinfo=UTC),
+        datetime(2025, 12, 1, 6, 0, tzinfo=UTC),
+    ]
+
+
 @pytest.mark.parametrize("text", ["07.12.2026 19:05:12 +03:60", "07.12.2026 19:05:12 +15:00"])
 def test_a_bare_utc_offset_out_of_range_is_bad_timestamp(text):
     with pytest.raises(TimestampError) as caught:

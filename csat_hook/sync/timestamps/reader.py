@@ -218,6 +218,10 @@ class TimestampReader:
             minutes = offset_minutes(s1, h1, m1) if s2 is None else offset_minutes(s2, h2, m2)
             text = " ".join(f"{text[: found.start()]} {text[found.end() :]}".split())
         elif (bare := BARE_OFFSET.search(text)) is not None:
+            # A configured layout (its %z) read these before the built-in did: it still does,
+            # its day/month order with it (the built-in's may be unsettled: ambiguous_date_order).
+            if self.extra_formats and (configured := self._configured(raw)) is not None:
+                return configured
             minutes = offset_minutes(*bare.groups())
             text = text[: bare.start()]
         pm: bool | None = None
@@ -294,6 +298,13 @@ class TimestampReader:
             "not a date-time layout Forms, Sheets or Apps Script write"
             + (" nor one of results.csv.timestamp_formats" if self.extra_formats else ""),
         )
+
+    def _configured(self, text: str) -> datetime | None:
+        """``text`` read by a configured layout (:meth:`_extra`), None when none reads it."""
+        try:
+            return self._extra(text)
+        except TimestampError:
+            return None
 
     def _extra_named(self, text: str, layout: str) -> datetime | None:
         """``text`` read by ``layout``, whose ``%Z`` is a word of ``text``, the last that

@@ -280,3 +280,53 @@ def test_a_comments_format_changed_alone_is_read_at_the_next_read_of_every_row(k
     assert full.read == "read" and full.edited_in_place == 1
     with kit.engine.connect() as conn:
         assert [a.comment for a in store.all_answers(conn)] == ["0.05"]
+
+
+def test_a_row_without_a_reference_never_takes_the_comment_of_one_moved_to_its_place(
+    fake_google, google_session
+):
+    """Each of the two checks of a typed row without a reference, alone (the test above
+    meets both at once): a reference now shown where the row had none (a row moved in), and
+    a row of the range read again no longer where it was, another row without a reference
+    moved to its place (Boris's "rude and slow" given to Anna's 5)."""
+    fake_google.add_spreadsheet(SHEET_ID)
+    moved_in = [
+        EN_HEADER,
+        [at(2), 5, ShownNumber(0.05, "5%"), "Anna", "T-1", ""],
+        [at(3), 1, "rude and slow", "Boris", "T-2", "tok-2"],
+    ]
+    fake_google.add_tab(SHEET_ID, "Form Responses 1", moved_in, sheet_id=0)
+    read = source(google_session)
+    read.prefetch()
+    rearrange(fake_google, [2, 1])
+    batch = read.fetch(set(), None)
+    assert [(s.token, s.comment) for s in batch.submissions] == [("tok-2", "rude and slow")]
+    assert not batch.complete
+
+    fake_google.add_tab(
+        SHEET_ID,
+        "Form Responses 2",
+        [
+            EN_HEADER,
+            [at(2), 5, ShownNumber(0.05, "5%"), "Anna", "T-1", ""],
+            [at(3), 1, "rude and slow", "Boris", "T-2", ""],
+            [at(4), 4, ShownNumber(1.5, "1,5"), "Anna", "T-3", "tok-3"],
+        ],
+        sheet_id=1,
+    )
+    read = GSheetsResults(
+        SheetsApi(google_session),
+        SHEET_ID,
+        sheet_gid=1,
+        sheet_name=None,
+        columns=ColumnsConfig(),
+        ratings=SCALE,
+    )
+    read.prefetch()
+    tab = fake_google.tab(SHEET_ID, "Form Responses 2")
+    with fake_google.lock:
+        data = tab.cells[1:]
+        tab.cells[1:] = [data[1], data[2], data[0]]
+    batch = read.fetch(set(), None)
+    assert [(s.rating, s.comment) for s in batch.submissions] == [(1, "rude and slow")]
+    assert not batch.complete

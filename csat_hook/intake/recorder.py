@@ -165,8 +165,18 @@ class CloseRecorder:
             for item, result in zip(batch, results, strict=True):
                 if result["status"] == "duplicate" and item.may_revive:
                     closed_at = trusted_close_time(item.event.close_times, item.now) or item.now
+                    # The close's own retry (store.SAME_DELIVERY) is no later close.
+                    retry_of = (
+                        (item.digest, item.now - store.RETRY_WINDOW)
+                        if item.digest is not None
+                        else None
+                    )
                     outbox_store.unmark_reopened(
-                        conn, item.event.helpdesk, item.event.dialog_id, closed_at
+                        conn,
+                        item.event.helpdesk,
+                        item.event.dialog_id,
+                        closed_at,
+                        retry_of=retry_of,
                     )
         return results
 

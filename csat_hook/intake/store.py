@@ -497,7 +497,11 @@ def _unmark_sql(reopens: bool) -> str:
         " AND NOT EXISTS (SELECT 1 FROM stored AS s WHERE s.helpdesk = v.helpdesk"
         " AND s.dialog_id = v.dialog_id AND s.occurrence = v.occurrence)"
         f" AND {mark} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9:.]+[+-][0-9]{{2}}:[0-9]{{2}}$'"
-        f" AND v.closed_at > (({mark})::timestamptz AT TIME ZONE 'UTC')"
+        # The close's own retry (SAME_DELIVERY, of the marked reply's survey) is no later
+        # close; one naming no time is dated by its receive time, as on the other path.
+        " AND NOT COALESCE(d.close_digest = v.close_digest AND v.created_at < d.created_at"
+        f" + interval '{int(RETRY_WINDOW.total_seconds())} seconds', false)"
+        f" AND COALESCE(v.closed_at, v.created_at) > (({mark})::timestamptz AT TIME ZONE 'UTC')"
         " RETURNING o.id)"
     )
 

@@ -952,3 +952,41 @@ def test_a_vendor_that_keeps_every_post_and_never_answers_gets_two_copies_not_ei
     [item] = outbox_rows(services)
     assert item.status == "failed"
     assert "not sent again" in item.last_error and "twice" in item.last_error
+
+
+@pytest.mark.parametrize(("team", "posted"), [("Support L2", True), ("Support L1", False)])
+def test_an_undated_close_after_the_reopen_takes_the_mark_back_its_retry_does_not(
+    make_config, make_services, fake_helpdesk, clock, team, posted
+):
+    # A helpdesk naming no close time (Freshdesk): a new close after the reopen (another
+    # body) takes the mark back, the first close's retry (the same body, within the retry
+    # window) is no new close and leaves it, as it re-arms no cancelled survey.
+    helpdesks = generic_with_lookup(fake_helpdesk.url)
+    helpdesks["generic"]["mapping"] = {"reopen_time": "reopened_at"}
+    services = make_services(make_config(helpdesks=helpdesks))
+    client = create_app(services=services).test_client()
+    start = int(clock.now.timestamp())
+    close = generic_close("D-1")
+    assert client.post("/webhooks/generic", json=close, headers=GENERIC_AUTH).json["status"] == (
+        "queued"
+    )
+    fake_helpdesk.drop_next(1, store=False)
+    worker = services.delivery_worker()
+    left_uncertain(services, worker)
+    clock.advance(5)
+    reopen = {"event": "dialog.reopened", "dialog": {"id": "D-1"}, "reopened_at": start + 3}
+    assert (
+        client.post("/webhooks/generic", json=reopen, headers=GENERIC_AUTH).json["cancelled"] == 0
+    )
+    clock.advance(60)
+    again = generic_close("D-1", team=team)
+    assert client.post("/webhooks/generic", json=again, headers=GENERIC_AUTH).json["status"] == (
+        "duplicate"
+    )
+    settle(services, clock)
+
+    worker.run_once()
+
+    [item] = outbox_rows(services)
+    assert len(stored(fake_helpdesk, "D-1")) == int(posted)
+    assert item.status == ("sent" if posted else "cancelled")

@@ -408,24 +408,44 @@ def _mark_reopened(
     return marked
 
 
-def unmark_reopened(conn: sa.Connection, helpdesk: str, dialog_id: str, closed_at: datetime) -> int:
+def unmark_reopened(
+    conn: sa.Connection,
+    helpdesk: str,
+    dialog_id: str,
+    closed_at: datetime,
+    *,
+    retry_of: tuple[str, datetime] | None = None,
+) -> int:
     """Take the reopen's mark off the dialog's replies for a close at ``closed_at`` that
     found its survey already recorded (a ``duplicate``): the dialog closed again after the
     reopen, so the reply may go out as it would have; return how many. A close no later than
     the reopen (the first close's retry, delivered late) leaves the mark. A re-close in the
     window before the reply's next claim was otherwise left without its survey: the survey
-    was neither cancelled (nothing to re-arm) nor sent."""
+    was neither cancelled (nothing to re-arm) nor sent.
+
+    ``retry_of``: the close's body digest and the earliest time a survey of that digest is
+    still within the retry window (intake's ``SAME_DELIVERY``): the reply of a survey whose
+    close had that body, received since, keeps its mark; that close delivered again (dated
+    by its receive time when the helpdesk names none) is no later close."""
     # Through the dialog's surveys (their key's index), not a scan of the outbox.
     dialog = sa.select(surveys.c.id).where(
         surveys.c.helpdesk == helpdesk, surveys.c.dialog_id == dialog_id
     )
-    rows = conn.execute(
-        sa.select(outbox.c.id, outbox.c.context).where(
-            outbox.c.survey_id.in_(dialog),
-            outbox.c.kind == REPLY,
-            outbox.c.status.in_([PENDING, SENDING]),
+    query = sa.select(outbox.c.id, outbox.c.context).where(
+        outbox.c.survey_id.in_(dialog),
+        outbox.c.kind == REPLY,
+        outbox.c.status.in_([PENDING, SENDING]),
+    )
+    if retry_of is not None:
+        digest, since = retry_of
+        retried = sa.select(surveys.c.id).where(
+            surveys.c.helpdesk == helpdesk,
+            surveys.c.dialog_id == dialog_id,
+            surveys.c.close_digest == digest,
+            surveys.c.created_at > since,
         )
-    ).all()
+        query = query.where(outbox.c.survey_id.not_in(retried))
+    rows = conn.execute(query).all()
     unmarked = 0
     for row in rows:
         context = row.context if isinstance(row.context, dict) else {}

@@ -990,3 +990,40 @@ def test_an_undated_close_after_the_reopen_takes_the_mark_back_its_retry_does_no
     [item] = outbox_rows(services)
     assert len(stored(fake_helpdesk, "D-1")) == int(posted)
     assert item.status == ("sent" if posted else "cancelled")
+
+
+def test_an_older_reopen_delivered_late_does_not_move_the_mark_back(
+    make_config, make_services, fake_helpdesk, clock
+):
+    # Reopened at +3 and again at +30, the +30 delivered first: the +3 one, delivered late,
+    # set the mark back to +3, and the late close at +10 (before the last reopen) took it
+    # off: the reply was posted into the dialog reopened at +30.
+    helpdesks = generic_with_lookup(fake_helpdesk.url)
+    helpdesks["generic"]["mapping"] = {"close_time": "closed_at", "reopen_time": "reopened_at"}
+    services = make_services(make_config(helpdesks=helpdesks))
+    client = create_app(services=services).test_client()
+    start = int(clock.now.timestamp())
+    close = generic_close("D-1", closed_at=start - 5)
+    assert client.post("/webhooks/generic", json=close, headers=GENERIC_AUTH).json["status"] == (
+        "queued"
+    )
+    fake_helpdesk.drop_next(1, store=False)
+    worker = services.delivery_worker()
+    left_uncertain(services, worker)
+    clock.advance(60)
+    for at in (30, 3):
+        reopen = {"event": "dialog.reopened", "dialog": {"id": "D-1"}, "reopened_at": start + at}
+        assert (
+            client.post("/webhooks/generic", json=reopen, headers=GENERIC_AUTH).status_code == 200
+        )
+    again = generic_close("D-1", closed_at=start + 10)
+    assert client.post("/webhooks/generic", json=again, headers=GENERIC_AUTH).json["status"] == (
+        "duplicate"
+    )
+    settle(services, clock)
+
+    worker.run_once()
+
+    [item] = outbox_rows(services)
+    assert stored(fake_helpdesk, "D-1") == []
+    assert item.status == "cancelled"

@@ -397,7 +397,10 @@ def _mark_reopened(
     marked = 0
     for row in conn.execute(query).all():
         context = row.context if isinstance(row.context, dict) else {}
-        if context.get(REOPENED) == mark:
+        marked_at = _mark_time(context.get(REOPENED))
+        if marked_at is not None and marked_at >= reopened_at:
+            # The same reopen, or an older one delivered late: the later reopen's time is
+            # kept (set back, a close between the two took the mark off).
             continue
         result = conn.execute(
             sa.update(outbox)

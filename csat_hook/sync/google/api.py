@@ -732,22 +732,9 @@ class FormsApi:
         each under its row's title. Items of another kind, and parts in a shape Google never
         sends, are left out (the caller reads by questionId; a title only finds one)."""
         url = FORMS_FORM_URL.format(form_id=urllib.parse.quote(form_id, safe=""))
-        try:
-            response = self.session.get(url, params={"fields": FORM_QUESTION_FIELDS})
-        except requests.RequestException as exc:
-            raise GoogleApiError(f"forms.get: {type(exc).__name__}") from exc
-        if not response.ok:
-            raise _error_from(
-                "forms.get",
-                response,
-                keep_message=False,
-                attempts=self.session.attempts,
-                share_with=service_account_email(self.session),
-                shared="form",
-                document=form_id,
-            )
+        form = self._get("forms.get", url, {"fields": FORM_QUESTION_FIELDS}, form_id)
         found: list[tuple[str, str]] = []
-        for item in _listed(_answer("forms.get", response).get("items")):
+        for item in _listed(form.get("items")):
             item = _dict(item)
             question = _dict(_dict(item.get("questionItem")).get("question"))
             if isinstance(question.get("questionId"), str):
@@ -832,13 +819,18 @@ class FormsApi:
             thread.join()
 
     def _page(self, url: str, params: dict[str, Any], form_id: str) -> dict[str, Any]:
+        return self._get("forms.responses.list", url, params, form_id)
+
+    def _get(self, method: str, url: str, params: dict[str, Any], form_id: str) -> dict[str, Any]:
+        """One GET of the Forms API ``method`` on ``form_id``'s form: its JSON object, or a
+        :class:`GoogleApiError` naming the method (and, refused, the form to share)."""
         try:
             response = self.session.get(url, params=params)
         except requests.RequestException as exc:
-            raise GoogleApiError(f"forms.responses.list: {type(exc).__name__}") from exc
+            raise GoogleApiError(f"{method}: {type(exc).__name__}") from exc
         if not response.ok:
             raise _error_from(
-                "forms.responses.list",
+                method,
                 response,
                 keep_message=False,
                 attempts=self.session.attempts,
@@ -846,4 +838,4 @@ class FormsApi:
                 shared="form",
                 document=form_id,
             )
-        return _answer("forms.responses.list", response)
+        return _answer(method, response)

@@ -19,7 +19,7 @@ from csat_hook.clicks.web import ShortLinks
 from csat_hook.clock import Clock
 from csat_hook.clock import utcnow
 from csat_hook.config import Config
-from csat_hook.db.clock import DatabaseClock
+from csat_hook.db.clock import shared_clock
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
 from csat_hook.helpdesks import build_helpdesks
@@ -164,11 +164,7 @@ def build_services(
             if owned:  # the caller never gets it: close its connection now
                 engine.dispose()
             raise
-    shared = clock
-    if engine.dialect.name == "postgresql" and (
-        database_time or (database_time is None and clock is utcnow)
-    ):
-        shared = DatabaseClock(engine, clock)
+    shared = shared_clock(engine, clock, database_time=database_time)
     helpdesks = build_helpdesks(config.helpdesks, http=http, clock=clock)
     destinations = build_destinations(
         config.alerts.destinations, http=http, helpdesks=helpdesks, clock=clock

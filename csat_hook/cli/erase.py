@@ -18,8 +18,10 @@ from csat_hook.cli.base import command_line
 from csat_hook.cli.base import pass_state
 from csat_hook.cli.base import shown
 from csat_hook.cli.base import unknown_helpdesk
+from csat_hook.clock import Clock
 from csat_hook.clock import utcnow
 from csat_hook.config import Config
+from csat_hook.db.clock import shared_clock
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
 from csat_hook.db.migrate import current_revision
@@ -302,9 +304,11 @@ def _apply(engine: Engine, config: Config, selector: Selector) -> Tally:
     (the database unreachable for the renewals) erases nothing, exit 3. A run PostgreSQL
     aborts as a deadlock's victim erased nothing and is run again, up to
     :data:`DEADLOCK_ATTEMPTS` runs in all."""
+    # The sync lease is compared by the sync's clock, on PostgreSQL the database's.
+    clock = shared_clock(engine)
     lock = SyncLock(
         engine,
-        clock=utcnow,
+        clock=clock,
         sleep=time.sleep,
         lease_seconds=config.sync.lock_lease_seconds,
         wait_seconds=config.sync.lock_wait_seconds,
@@ -319,13 +323,13 @@ def _apply(engine: Engine, config: Config, selector: Selector) -> Tally:
         with lock.kept(holder):
             for attempt in range(1, DEADLOCK_ATTEMPTS):
                 try:
-                    return _erase_once(engine, selector, lock, holder)
+                    return _erase_once(engine, selector, lock, holder, clock)
                 except sa.exc.DBAPIError as exc:
                     if not _deadlock(exc):
                         raise
                     # Rolled back: nothing was erased, and the other writer went on.
                     logger.warning("erasure.deadlock-retried", extra={"attempt": attempt})
-            return _erase_once(engine, selector, lock, holder)
+            return _erase_once(engine, selector, lock, holder, clock)
     except SyncError as exc:  # the lease lost: rolled back
         click.echo(f"Nothing erased: {exc.message}; run it again.")
         sys.exit(3)
@@ -333,11 +337,13 @@ def _apply(engine: Engine, config: Config, selector: Selector) -> Tally:
         lock.release(holder)
 
 
-def _erase_once(engine: Engine, selector: Selector, lock: SyncLock, holder: str) -> Tally:
+def _erase_once(
+    engine: Engine, selector: Selector, lock: SyncLock, holder: str, clock: Clock
+) -> Tally:
     """The erasure in one transaction: all of it, or nothing when it raises (SyncError when
     the sync lock's lease was lost before it could commit)."""
     with engine.begin() as conn:
-        tally = erase_rows(conn, selector, utcnow(), apply=True)
+        tally = erase_rows(conn, selector, clock(), apply=True)
         lock.renew_in(conn, holder)
         return tally
 

@@ -119,3 +119,22 @@ class DatabaseClock:
                 "clock.skew",
                 extra={"seconds": round(offset.total_seconds(), 3), "using": "database"},
             )
+
+
+def shared_clock(
+    engine: sa.Engine, clock: Clock = utcnow, *, database_time: bool | None = None
+) -> Clock:
+    """The clock a process of a deployment on ``engine`` compares shared times by.
+
+    On PostgreSQL, :class:`DatabaseClock` over ``clock`` when ``database_time`` is true or,
+    by default (None), when ``clock`` is the host's own, :func:`~csat_hook.clock.utcnow` (a
+    test's clock is its own); else ``clock`` itself (SQLite is one host's file). Every
+    process that writes or compares a time another process reads takes its clock here: the
+    web and the workers (the outbox), a sync and ``erase`` (the sync lease they share, the
+    alerts a sync queues for the workers).
+    """
+    if engine.dialect.name == "postgresql" and (
+        database_time or (database_time is None and clock is utcnow)
+    ):
+        return DatabaseClock(engine, clock)
+    return clock

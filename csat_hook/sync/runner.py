@@ -53,6 +53,7 @@ from csat_hook import tokens
 from csat_hook.alerts.engine import needs_dataset
 from csat_hook.alerts.engine import raise_alerts
 from csat_hook.clock import utcnow
+from csat_hook.db.clock import shared_clock
 from csat_hook.db.engine import make_engine
 from csat_hook.db.migrate import create_schema
 from csat_hook.errors import ConfigError
@@ -114,13 +115,17 @@ class SyncRunner(ReportStep, OutputsStep):
         sleep: Callable[[float], None] = time.sleep,
         google_sleep: Callable[[float], None] = time.sleep,
         waits_for_export: bool = False,
+        database_time: bool | None = None,
     ) -> None:
         self.config = config
         # serve's periodic sync waits for the first export (sync.waiting, once, at INFO);
         # any other run ends on it, and says so as the config error it is then.
         self.waits_for_export = waits_for_export
         self.engine = engine
-        self.clock = clock
+        # The sync lease it shares with other hosts' runs and `erase`, and the alerts it
+        # queues for the workers, are compared by other processes: on PostgreSQL, the
+        # database server's time (db/clock.py), as the web's and the workers'.
+        self.clock = shared_clock(engine, clock, database_time=database_time)
         self.sleep = sleep
         self.google_sleep = google_sleep
         self._kept = None  # the last report's dataset, patched by the next (report_step)

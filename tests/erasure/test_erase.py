@@ -12,6 +12,7 @@ import os
 import re
 import urllib.parse
 from collections.abc import Iterator
+from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 from pydantic import SecretStr
 
+import csat_hook.clock
 from csat_hook import tokens
 from csat_hook.cli import main
 from csat_hook.clock import utcnow
@@ -2289,4 +2291,35 @@ def test_an_erasure_whose_lease_a_sync_took_over_erases_nothing(
 
     assert result.exit_code == 3, result.output
     assert "Nothing erased: lost the sync lock" in result.output
+    assert shop.dump() == before
+
+
+class _HostAhead(datetime):
+    """``datetime`` on a host whose clock runs 40 minutes ahead (``csat_hook.clock.utcnow``
+    reads it)."""
+
+    @classmethod
+    def now(cls, tz=None):  # type: ignore[override]
+        return datetime.now(tz) + timedelta(minutes=40)
+
+
+def test_an_erasure_on_a_host_ahead_waits_for_a_live_sync_too(shop: Shop, monkeypatch):
+    # erase read the sync's lease by its host's clock: on a host 40 minutes ahead, a live
+    # sync's 10-minute lease looked expired, and the erasure took the lock from under it. On
+    # PostgreSQL both compare the database's time.
+    if shop.kit.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: one host's file, one clock")
+    from csat_hook.sync.lock import LOCK_NAME
+    from csat_hook.sync.lock import acquire_lock
+
+    with shop.kit.engine.begin() as conn:
+        now = conn.execute(sa.select(sa.func.now())).scalar_one()
+        assert acquire_lock(conn, LOCK_NAME, "other:1:sync", now, now + timedelta(minutes=10))
+    before = shop.dump()
+    monkeypatch.setattr(csat_hook.clock, "datetime", _HostAhead)
+
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+
+    assert result.exit_code == 3, result.output
+    assert "Nothing erased: another sync is running" in result.output
     assert shop.dump() == before

@@ -8,8 +8,13 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
+import pytest
+
+import csat_hook.clock
 from csat_hook.db.schema import answers
+from csat_hook.errors import SyncLockedError
 from csat_hook.sync import lock as sync_lock
+from csat_hook.sync.runner import SyncRunner
 from tests.sync.conftest import EN_HEADER
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
@@ -191,3 +196,28 @@ def test_a_renewal_that_fails_leaves_the_heartbeat_beating(kit, caplog):
     lock.release(holder)
     assert len(calls) >= 3
     assert "sync.lease-renewal-failed" in caplog.text
+
+
+class _HostAhead(datetime):
+    """``datetime`` on a host whose clock runs 40 minutes ahead (``csat_hook.clock.utcnow``
+    reads it): more than the 15-minute default lease."""
+
+    @classmethod
+    def now(cls, tz=None):  # type: ignore[override]
+        return datetime.now(tz) + timedelta(minutes=40)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_sync_host_ahead_does_not_take_over_a_live_runs_lease(kit, monkeypatch):
+    # A sync on a host whose clock ran ahead by more than the lease read a live run's lease,
+    # written by that run's host clock, as expired: it took the lock and ran alongside (two
+    # runs writing the report, an erasure's lease taken from under it). On PostgreSQL a sync's
+    # lease is the database's time, as the outbox's.
+    config = kit.config()
+    SyncRunner(config, kit.engine).lock.acquire("host-a")  # a run on a host with the right time
+
+    monkeypatch.setattr(csat_hook.clock, "datetime", _HostAhead)
+    other = SyncRunner(config, kit.engine)  # the same run started on the host ahead
+
+    with pytest.raises(SyncLockedError):
+        other.lock.acquire("host-b")

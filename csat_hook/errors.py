@@ -51,9 +51,11 @@ class ResultsMissingError(ConfigError):
 
 class SourceConfigError(ConfigError):
     """The results source lacks what the configuration names (a Sheets tab, by
-    ``sheet_gid`` or ``sheet_name``): a configuration error (exit 2), but one the source's
-    editors can cause and undo without a deploy (a tab deleted and restored, renamed and
-    named back), so a periodic sync reports it every run and goes on instead of stopping."""
+    ``sheet_gid`` or ``sheet_name``; a required column's title in its first row): a
+    configuration error (exit 2), but one the source's editors can cause and undo without a
+    deploy (a tab deleted and restored, a question renamed and named back, the title row
+    deleted or pushed down), so a periodic sync reports it every run and goes on instead of
+    stopping."""
 
 
 class WebhookError(CsatHookError):

@@ -701,6 +701,17 @@ def test_a_missing_tab_is_a_config_error_that_a_periodic_sync_reports_every_run(
     assert summary["status"] == "config_error"
     assert summary["error"].startswith("results.gsheets.sheet_gid: no such tab in the spreadsheet")
 
+    code, runs, said = periodic_runs(config)
+    assert code == 0 and runs == ["config_error"] * 3
+    assert len(said) == 3 and all(
+        line.startswith("sync config_error: results.gsheets.sheet_gid: no such tab")
+        for line in said
+    ), said
+
+
+def periodic_runs(config: Path, runs_wanted: int = 3) -> tuple[int, list[str], list[str]]:
+    """``_sync_loop`` as a ``clock:`` process runs it with ``config``, stopped by SIGTERM after
+    ``runs_wanted`` runs: its exit code, each run's status and the lines it printed."""
     loaded = load_config(str(config), env={})
     engine = make_sync_engine(loaded)
     runner = SyncRunner(loaded, engine)
@@ -710,7 +721,7 @@ def test_a_missing_tab_is_a_config_error_that_a_periodic_sync_reports_every_run(
         def run(self, **kwargs):
             summary = runner.run(**kwargs)
             runs.append(summary.status)
-            if len(runs) == 3:
+            if len(runs) == runs_wanted:
                 os.kill(os.getpid(), signal.SIGTERM)  # what the platform sends on shutdown
             return summary
 
@@ -732,9 +743,53 @@ def test_a_missing_tab_is_a_config_error_that_a_periodic_sync_reports_every_run(
     finally:
         signal.signal(signal.SIGTERM, previous)
         engine.dispose()
-    assert code == 0 and runs == ["config_error"] * 3
-    said = printed.getvalue().splitlines()
-    assert len(said) == 3 and all(
-        line.startswith("sync config_error: results.gsheets.sheet_gid: no such tab")
-        for line in said
-    ), said
+    return code, runs, printed.getvalue().splitlines()
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        # A form's question renamed: Google Forms renames its column in the linked sheet.
+        [["Timestamp", "How would you rate us?", "Comment", "Agent", "Ticket", "Reference"]],
+        # The title row deleted: the first row is an answer.
+        [["2026-11-18 09:00:00", 5, "", "", "", "x"]],
+        # An empty row inserted above the titles.
+        [["", "", "", "", "", ""], EN_HEADER],
+    ],
+    ids=["question-renamed", "titles-deleted", "empty-row-above"],
+)
+def test_a_header_an_editor_changed_is_reported_every_run_by_a_periodic_sync(kit, rows):
+    """A required column's title gone from the source's first row exits 2 by hand, as the
+    configuration error it is; a ``clock:`` process stopped on it (exit 2) and stayed down,
+    although the sheet's editors cause it and undo it without a deploy (a question renamed
+    and named back, a row deleted or inserted), like a missing tab: it reports it every run
+    and goes on."""
+    kit.fake.add_spreadsheet("S1")
+    kit.fake.add_tab("S1", "Form Responses 1", rows, sheet_id=55)
+    config = kit.tmp_path / "google.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": {"url": kit.database_url},
+                "google": {
+                    "service_account_json": json.dumps(kit.service_account),
+                    "sheets_base_url": kit.fake.url,
+                },
+                "results": {
+                    "source": "gsheets",
+                    "gsheets": {"spreadsheet_id": "S1", "sheet_gid": 55},
+                },
+                "output": {"local": {"enabled": False}},
+            }
+        ),
+        encoding="utf-8",
+    )
+    by_hand = invoke(config, "--json")
+    assert by_hand.exit_code == 2, by_hand.output
+    error = json.loads(by_hand.stdout)["error"]
+    assert "results.columns.rating" in error or "first row is empty" in error, error
+
+    code, runs, said = periodic_runs(config, runs_wanted=2)
+
+    assert code == 0 and runs == ["config_error"] * 2
+    assert len(said) == 2 and all(line.startswith("sync config_error: ") for line in said), said

@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from csat_hook.errors import ConfigError
+from csat_hook.errors import SourceConfigError
 from csat_hook.sync.config import RESULT_ROLES
 from csat_hook.sync.config import ColumnsConfig
 from csat_hook.sync.layout import column_letters
@@ -58,7 +59,9 @@ def map_columns(
     """role → column indexes (rightmost first), plus warnings.
 
     A required role without a column is a configuration error (the titles are in the
-    configuration): ConfigError naming ``results.columns.<role>`` and listing the headers;
+    configuration), one the source's editors cause and undo without a deploy (a question
+    renamed, the title row deleted, rows inserted above it), so a periodic sync reports it
+    and goes on: SourceConfigError naming ``results.columns.<role>`` and listing the headers;
     or naming the source (``where``) when the row has no title at all (empty rows above the
     titles), or saying that the row is an answer (:func:`_looks_like_answer`, which reads
     the source's ``timestamp_formats`` too), whose cells are never listed.
@@ -83,13 +86,13 @@ def map_columns(
     if missing and not any(titles):
         # Empty lines above the titles: the error named every results.columns key, whose
         # titles were right ("headers found: none"), and said to add them.
-        raise ConfigError(
+        raise SourceConfigError(
             f"{where}: the first row is empty, so no column titles were found: the header row "
             "(the form's question titles) must be the first row; delete the empty rows above it"
         )
     if missing and _looks_like_answer(header, timestamp_formats):
         # Its cells are a respondent's (a comment, a signed reference): never listed.
-        raise ConfigError(
+        raise SourceConfigError(
             f"{', '.join(f'results.columns.{role}' for role in missing)}: the first row of "
             f"{where} looks like an answer, not column titles (a cell in it is a date-time, "
             "a number or a signed reference): "
@@ -99,7 +102,7 @@ def map_columns(
     shown = _headers_shown(header)
     if missing:
         keys = ", ".join(f"results.columns.{role}" for role in missing)
-        raise ConfigError(
+        raise SourceConfigError(
             f"{keys}: no column with one of these titles in {where} ({shown}); add the "
             "question's title to that list"
         )

@@ -47,6 +47,7 @@ import io
 import socket
 import sys
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from typing import Any
 
@@ -65,6 +66,53 @@ from csat_hook import resolver
 _DEADLINE: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar(
     "csat_hook_http_deadline", default=None
 )
+
+
+# The sender's guard for the current request (:func:`guarding`): checked once more right
+# before the request's first byte leaves, the connection open (see FenceClosedError).
+_GUARD: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar(
+    "csat_hook_http_guard", default=None
+)
+
+
+@contextlib.contextmanager
+def guarding(may_send: Callable[[], bool]) -> Iterator[None]:
+    """Within the block, on this thread, a request's header section is written only while
+    ``may_send()`` is True, asked right before its first byte leaves (the connection, its
+    proxy tunnel and TLS handshake done); otherwise :class:`FenceClosedError`, nothing sent.
+
+    The caller asks it before the request too (``HttpClient.start_write``): this second
+    look closes the gap in between, which is the connect, the name's resolution and the
+    handshake, seconds long on a slow network, and any stop of the whole process (a worker
+    frozen, its host suspended, then resumed after another took its reply over), to the
+    few statements between the look and the send."""
+    token = _GUARD.set(may_send)
+    try:
+        yield
+    finally:
+        _GUARD.reset(token)
+
+
+class FenceClosedError(ConnectionError):
+    """The request's guard (:func:`guarding`) closed before its first byte left: not sent
+    (marked :func:`raised_unsent`)."""
+
+
+def fence_closed(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is, or wraps, a :class:`FenceClosedError` (the chain requests and
+    urllib3 build: reasons, causes, contexts, arguments)."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, FenceClosedError):
+            return True
+        linked = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        pending.extend(item for item in [*linked, *current.args] if isinstance(item, BaseException))
+    return False
 
 
 def _timeouts(timeout: Any) -> tuple[float, float] | None:
@@ -258,6 +306,9 @@ class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):
     timeout is changed only once less than the connect timeout is left."""
 
     response_class = _DeadlineResponse
+    # The guard of the request whose header section is next to leave (set by endheaders,
+    # taken by the first send that follows): see guarding.
+    _guard: Callable[[], bool] | None = None
 
     def connect(self) -> None:
         """Opens the connection by the request's connect deadline (its start plus the connect
@@ -294,6 +345,7 @@ class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):
         if message_body is not None:  # urllib3 sends the body after: never here
             super().endheaders(message_body, encode_chunked=encode_chunked)
             return
+        self._guard = _GUARD.get()  # the header section's send asks it
         try:
             super().endheaders(encode_chunked=encode_chunked)  # the header section: one send
         except SendTimeoutError as exc:
@@ -301,6 +353,15 @@ class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):
             raise
 
     def send(self, data: Any) -> None:
+        guard = self._guard
+        if guard is not None:  # the request's first bytes: the connection opened first
+            self._guard = None
+            if self.sock is None and self.auto_open:
+                self.connect()
+            if not guard():
+                closed = FenceClosedError("the sender may no longer send this request")
+                _mark_unsent(closed)
+                raise closed
         times = _DEADLINE.get()
         if times is None:
             super().send(data)

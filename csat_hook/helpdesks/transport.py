@@ -68,7 +68,10 @@ import urllib3.exceptions
 
 from csat_hook import __version__
 from csat_hook.errors import DeliveryError
+from csat_hook.helpdesks.deadline import FenceClosedError
 from csat_hook.helpdesks.deadline import SendTimeoutError
+from csat_hook.helpdesks.deadline import fence_closed
+from csat_hook.helpdesks.deadline import guarding
 from csat_hook.helpdesks.deadline import raised_unsent
 from csat_hook.helpdesks.http_session import LeanSession
 from csat_hook.helpdesks.http_session import socks_proxies_without_pysocks
@@ -192,6 +195,13 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
+def _closed(where: str) -> DeliveryError:
+    """A write the sender's guard refused (``HttpClient.guarded``): nothing sent, retried."""
+    return DeliveryError(
+        f"{where}: not sent: this worker can no longer be sure it owns the reply", retryable=True
+    )
+
+
 def is_retryable_status(status: int) -> bool:
     """True for the statuses in :data:`RETRYABLE_STATUS` and any other 5xx but 501.
 
@@ -235,10 +245,7 @@ class HttpClient:
         count it in :meth:`writes_started`."""
         guard: Callable[[], bool] | None = getattr(self._local, "guard", None)
         if guard is not None and not guard():
-            raise DeliveryError(
-                f"{where}: not sent: this worker can no longer be sure it owns the reply",
-                retryable=True,
-            )
+            raise _closed(where)
         self._local.writes = self.writes_started() + 1
 
     def writes_started(self) -> int:
@@ -314,6 +321,7 @@ class HttpClient:
         if method.upper() not in SAFE_METHODS:
             self.start_write(where)
         write = method.upper() not in SAFE_METHODS
+        guard: Callable[[], bool] | None = getattr(self._local, "guard", None) if write else None
         read_answer = answer_reader(kwargs["timeout"], limit=MAX_ANSWER_BYTES)
         if kwargs.get("headers"):
             kwargs = {**kwargs, "headers": wire_headers(kwargs["headers"])}
@@ -323,7 +331,11 @@ class HttpClient:
         if not kwargs["allow_redirects"]:
             hooks["response"].append(_unfollowed)
         try:
-            response = self.session.request(method, url, **{**kwargs, "hooks": hooks})
+            if guard is None:
+                response = self.session.request(method, url, **{**kwargs, "hooks": hooks})
+            else:  # asked again right before the first byte leaves (deadline.guarding)
+                with guarding(guard):
+                    response = self.session.request(method, url, **{**kwargs, "hooks": hooks})
         except AnswerTooLarge as exc:
             raise DeliveryError(
                 f"{where}: answer larger than {exc.limit} bytes"
@@ -331,7 +343,11 @@ class HttpClient:
                 retryable=True,
                 outcome_unknown=write,
             ) from exc
+        except FenceClosedError as exc:  # urllib3 wraps it (below); not if that changes
+            raise _closed(where) from exc
         except requests.RequestException as exc:
+            if fence_closed(exc):
+                raise _closed(where) from exc
             raise _classify(where, exc) from exc
         if 200 <= response.status_code < 300:
             return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import socket
 import threading
@@ -563,6 +564,33 @@ def test_a_guard_refuses_writes_without_sending_but_lets_reads_through():
     assert [line.split(b" ")[0] for line in seen] == [b"GET", b"POST"]
     assert error.retryable and not error.outcome_unknown
     assert "not sent" in error.message
+
+
+def closing_after(looks: int) -> Callable[[], bool]:
+    """A guard open for its first ``looks`` looks, closed after: a fence that closes while
+    the request is on its way (a slow connect, the whole process stopped and resumed)."""
+    asked = itertools.count()
+    return lambda: next(asked) < looks
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["new-connection", "kept-alive"])
+def test_a_guard_closed_before_the_first_byte_leaves_sends_nothing(pooled):
+    # The guard was asked once, before the request: a worker stopped after that look (its
+    # host suspended, the process frozen) or held up by a slow connect, past the time another
+    # worker takes its reply over, still sent it when it went on: a second copy. It is asked
+    # again right before the request's first byte leaves, the connection open.
+    client = HttpClient(connect_timeout=1, read_timeout=2)
+    with loopback(_answer_each) as (url, seen):
+        if pooled:  # a connection kept alive from an earlier request: no connect this time
+            assert client.request("GET", url + "/api/messages").status_code == 200
+        with client.guarded(closing_after(1)):
+            error = post(client, url)
+        with client.guarded(closing_after(2)):  # open at both looks: sent
+            assert client.request("POST", url + "/api/messages", json={}).status_code == 200
+
+    assert [line.split(b" ")[0] for line in seen] == [b"GET"] * pooled + [b"POST"]
+    assert error.retryable and not error.outcome_unknown
+    assert "not sent" in error.message and "owns the reply" in error.message
 
 
 @pytest.mark.parametrize("status", [500, 502, 504, 520, 524, 598, 560, 700, 999])

@@ -19,10 +19,13 @@
   without STARTTLS: permanent (the configuration is wrong). 4xx replies (to EHLO and AUTH
   too: 421, 454 RFC 4954), refused or dropped connections before the server's 354 to DATA,
   timeouts or the deadline before it: retryable, not sent. A connection lost, a timeout, the
-  deadline or an answer without a reply code once the message is being sent (before the
+  deadline or an answer without a reply code once the message's end was sent (before the
   server's 2xx): the outcome is unknown. The server may have queued the message: it is sent
   again with the same Message-ID, which the recipient's mailbox or automation can use to
-  drop the copy (a plain SMTP server delivers both).
+  drop the copy (a plain SMTP server delivers both). One of those while the message is
+  still being sent, its end not yet out, is retryable, not sent: a server takes a message at
+  its end and at no other point (RFC 5321 4.1.1.4), and one cut off before it (a server
+  that drops the connection or stops reading mid-DATA) was discarded.
 * Recipients: some refused and some accepted is delivered, the refused ones named with their
   codes in the note (the outbox row's last error). Those refused for now (4xx, or a reply
   without a code, which smtplib reads as -1 and which says nothing for good) are also
@@ -252,8 +255,20 @@ class EmailDestination(Destination):
             raise _by_code(where, code, "DATA")
         try:
             client.send(_dot_stuffed(mail.as_bytes(policy=policy.SMTP)))
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            # The message's end (CRLF.CRLF, its last bytes) never left: a server takes a
+            # message at its end and at no other point (RFC 5321 4.1.1.4), so one cut off
+            # before it (a connection reset, a server that stopped reading, the deadline) was
+            # not accepted. Retried as not sent: an unknown outcome was recorded as sent,
+            # unconfirmed, under on_unknown_outcome: skip, and the alert lost.
+            raise DeliveryError(
+                f"{where}: {_why(exc, deadline)} while sending the message, before its end "
+                "(not sent)",
+                retryable=True,
+            ) from exc
+        try:
             code, _ = client.getreply()
-        except (smtplib.SMTPServerDisconnected, TimeoutError, OSError) as exc:
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise DeliveryError(
                 f"{where}: {_why(exc, deadline)} after the message was sent (outcome unknown)",
                 retryable=True,

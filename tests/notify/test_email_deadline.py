@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ import yaml
 from click.testing import CliRunner
 from pydantic import ValidationError
 
+from csat_hook import resolver
 from csat_hook.cli import main
 from csat_hook.config import load_config
 from csat_hook.errors import DeliveryError
@@ -45,16 +47,27 @@ SLACK = 0.75  # scheduling on a busy machine
 class ScriptedServer:
     """One SMTP session at a time; ``trickle``: the step whose answer comes a byte at a time
     (``greeting``, ``ehlo`` over TLS, ``rcpt``, ``final``: the reply to the message's end),
-    or None for a server that delivers. ``messages``: the messages it read to their end."""
+    or None for a server that delivers. ``mid_data``: what it does once it said 354, before
+    the message's end: ``stall`` (reads none of it), ``drop`` (resets the connection while
+    the client is sending it). ``messages``: the messages it read to their end."""
 
-    def __init__(self, folder: Path, *, trickle: str | None, implicit_tls: bool = False):
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        trickle: str | None,
+        implicit_tls: bool = False,
+        mid_data: str | None = None,
+    ):
         self.ca_file, cert, key = make_certificates(folder)
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.load_cert_chain(cert, key)
-        self.trickle, self.implicit_tls = trickle, implicit_tls
+        self.trickle, self.implicit_tls, self.mid_data = trickle, implicit_tls, mid_data
         self.messages: list[bytes] = []
         self.stopping = threading.Event()
         self.listener = socket.create_server(("127.0.0.1", 0))
+        if mid_data:  # a small window (accepted connections inherit it): the sender must wait
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.listener.settimeout(0.1)
         self.port = self.listener.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -102,6 +115,8 @@ class ScriptedServer:
                 return self._drip(conn)
             elif verb == b"DATA":
                 conn.sendall(b"354 end with .\r\n")
+                if self.mid_data:
+                    return self._cut_short(conn)
                 message = b"".join(iter(lines.readline, b".\r\n"))
                 self.messages.append(message)
                 if self.trickle == "final":
@@ -112,6 +127,18 @@ class ScriptedServer:
             else:
                 conn.sendall(b"250 ok\r\n")
         return None
+
+    def _cut_short(self, conn: socket.socket) -> None:
+        """The message never read: not until the client leaves (``stall``), or reset once
+        the client waits to send more of it (``drop``)."""
+        if self.mid_data == "stall":
+            end = time.monotonic() + TRICKLE_LIMIT
+            while time.monotonic() < end and not self.stopping.is_set():
+                time.sleep(PACE)
+            return
+        time.sleep(TIMEOUT / 2)  # the buffers full, the client blocked in its send
+        # Closed with what the client sent unread, and no linger: a reset.
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     def _tls(self, conn: socket.socket, opened: list[socket.socket]) -> socket.socket:
         opened.append(self.context.wrap_socket(conn, server_side=True))
@@ -189,6 +216,47 @@ def test_a_trickled_final_reply_ends_by_the_deadline_as_an_unknown_outcome(scrip
     assert error is not None and error.outcome_unknown  # the server has the whole message
     assert "deadline passed after the message was sent" in error.message
     assert len(server.messages) == 1
+
+
+@pytest.fixture
+def small_send_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client's connections with a small send buffer (the kernel's own grows to
+    megabytes on loopback): a message the server stops reading fills it, as one of a few
+    hundred kilobytes does on a real network."""
+    connect = resolver.connect
+
+    def small(*args: Any, **kwargs: Any) -> socket.socket:
+        sock = connect(*args, **kwargs)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        return sock
+
+    monkeypatch.setattr(resolver, "connect", small)
+
+
+@pytest.mark.parametrize("mid_data", ["stall", "drop"])
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_a_message_cut_off_before_its_end_is_not_sent(
+    scripted, small_send_buffer, mid_data, security
+):
+    # RFC 5321 4.1.1.4: a server takes a message at its end (CRLF.CRLF) and at no other
+    # point; one whose end never left the client was never accepted. Taken for an unknown
+    # outcome, it was recorded as sent, unconfirmed, under on_unknown_outcome: skip: lost.
+    server = scripted(None, implicit_tls=security == "tls", mid_data=mid_data)
+    destination = email(
+        server.port,
+        server.ca_file,
+        username=None,
+        password=None,
+        security=security,
+        timeout_seconds=TIMEOUT,
+        deadline_seconds=DEADLINE,
+        on_unknown_outcome="skip",
+    )
+    with pytest.raises(DeliveryError) as caught:
+        destination.send(sample(comment="Ж" * 1500))  # 20 kB quoted-printable
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    assert "before its end (not sent)" in caught.value.message
+    assert server.messages == []
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import shlex
 import signal
@@ -45,9 +46,23 @@ def procfile_command(
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port no socket is bound to: the kernel's choice, or one of ``$CSAT_TEST_PORTS``
+    (``LOW-HIGH``, inclusive) when set, for a machine whose users share out port ranges."""
+    ports = os.environ.get("CSAT_TEST_PORTS", "")
+    if ports:
+        low, high = (int(end) for end in ports.split("-"))
+        candidates = list(range(low, high + 1))
+        random.shuffle(candidates)  # two test processes seldom try the same one first
+    else:
+        candidates = [0]
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError(f"no free port in CSAT_TEST_PORTS={ports}")
 
 
 class LocalCluster:

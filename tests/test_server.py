@@ -8,7 +8,6 @@ import contextlib
 import csv
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,10 @@ import pytest
 import requests
 import yaml
 
+from tests.cluster import free_port
 from tests.helpers import generic_close
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -30,6 +30,7 @@ from csat_hook import tokens
 from csat_hook.webserver.pending import MAX_BUFFERED_TOTAL
 from tests.clicks.conftest import survey_section
 from tests.cluster import LocalCluster
+from tests.cluster import free_port
 from tests.helpers import generic_close
 from tests.rawhttp import DEAF
 from tests.rawhttp import STALLS
@@ -87,15 +88,17 @@ def write_config(
 
 
 class Serve:
-    """``csat-hook serve --port 0`` in a subprocess: the port is read from the line it prints."""
+    """``csat-hook serve --port 0`` in a subprocess (a port of ``$CSAT_TEST_PORTS`` when set:
+    :func:`~tests.cluster.free_port`): the port is read from the line it prints."""
 
     def __init__(self, config: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
         self.log_path = cwd / "serve.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         env.pop("DATABASE_URL", None)
+        port = str(free_port()) if os.environ.get("CSAT_TEST_PORTS") else "0"
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "csat_hook", "-c", str(config), "serve", "--port", "0"],
+                [sys.executable, "-m", "csat_hook", "-c", str(config), "serve", "--port", port],
                 cwd=cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,

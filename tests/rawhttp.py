@@ -89,15 +89,20 @@ class Stalled:
 
     def still_waiting(self) -> bool:
         """True while the server has neither answered nor closed the connection."""
-        self.sock.setblocking(False)
+        return Stalled.is_open(self.sock)
+
+    @staticmethod
+    def is_open(sock: socket.socket) -> bool:
+        """True while the server has neither sent anything more on ``sock`` nor closed it."""
+        sock.setblocking(False)
         try:
-            self.sock.recv(1, socket.MSG_PEEK)  # an answer, or b"" when closed
+            sock.recv(1, socket.MSG_PEEK)  # an answer, or b"" when closed
         except BlockingIOError:
             return True
         except OSError:
             return False
         finally:
-            self.sock.setblocking(True)
+            sock.setblocking(True)
         return False
 
     def answer(self, timeout: float) -> bytes:

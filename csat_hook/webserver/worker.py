@@ -15,8 +15,10 @@ one whose head is over 64 KiB is answered 431, and one whose chunk sizes add up 
 ``server.max_body_bytes`` 413, as soon as that is known (as is a Content-Length over it that
 expects ``100-continue``: the sender is told before it sends the body), and one whose
 chunk-size line ends in a bare LF 400 (gunicorn would wait for a CRLF). At gunicorn's
-connection cap (``worker_connections``) the requests that have been arriving longest give
-way (408), so connections that send nothing cannot keep every close out. Each of these
+connection cap (``worker_connections``), with a connection waiting, the kept-alive
+connections idle longest give way, then the requests that have been arriving longest (408),
+so connections that send nothing, or nothing after one request, cannot keep every close
+out (:meth:`BufferedThreadWorker._make_room`). Each of these
 answers is logged as gunicorn's refusals are (the address and the status line only).
 The completeness check only decides *when* to dispatch: whenever the framing is anything
 but plain (a bad chunk size, two Content-Lengths, a bare LF...), the request is dispatched
@@ -35,10 +37,12 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import select
 import selectors
 import socket
 import struct
 import time
+from collections import deque
 from datetime import datetime
 from functools import partial
 from ssl import SSLError
@@ -296,18 +300,54 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
 
     def _make_room(self) -> None:
         """At gunicorn's connection cap (``worker_connections``, past which it accepts no
-        connection) the requests that have been arriving longest give way, a share of the
-        cap (:data:`ROOM_SHARE`) at a time, as their deadline would end them: 408, or
-        closed when they sent nothing. Else connections that send nothing, opened again as
-        each is closed, kept every close out of the worker for good. The connections
-        waiting in the listen backlog are accepted in the order they came, before those
-        opened again."""
-        if self.nr_conns < self.worker_connections or not self._pending:
+        connection), while a connection waits to be accepted, a share of the cap
+        (:data:`ROOM_SHARE`) gives way at a time: first the kept-alive connections idle
+        longest (a request answered, nothing since: closed, as their keep-alive timeout
+        would close them), then the requests that have been arriving longest (408, or closed
+        when they sent nothing), as their deadline would end them. Else connections that
+        send nothing, opened again as each is closed, or one cheap request on each
+        connection kept alive, kept every close out of the worker. The connections waiting
+        in the listen backlog are accepted in the order they came, before those opened
+        again.
+
+        Never a connection whose request is in a thread or whose response is being written
+        (neither is counted here), nor one whose next bytes have arrived unread (an idle one
+        whose next request has begun, one accepted whose request is in: read at the next
+        turn). With nobody waiting nothing gives way: an idle connection cut needlessly can
+        cross a request its sender has just sent on it."""
+        if self.nr_conns < self.worker_connections or not self._someone_waits():
             return
         room = max(1, int(self.worker_connections * ROOM_SHARE))
-        oldest = heapq.nsmallest(room, self._pending.values(), key=lambda e: e[1].deadline)
-        for conn, pending in oldest:
+        idle: deque[Any] = self.keepalived_conns  # idle longest first: ordered by timeout
+        kept: deque[Any] = deque()
+        for conn in idle:
+            if room and not _has_arrived(conn.sock):
+                room -= 1
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    self.poller.unregister(conn.sock)
+                self.nr_conns -= 1
+                # As after a response: a request crossing the close reads an end of stream
+                # (which clients retry on a reused connection), not a reset.
+                self._linger(conn.sock)
+            else:
+                kept.append(conn)
+        idle.clear()
+        idle.extend(kept)
+        if not room:
+            return
+        arriving = [e for e in self._pending.values() if e[1].data or not _has_arrived(e[0].sock)]
+        for conn, pending in heapq.nsmallest(room, arriving, key=lambda e: e[1].deadline):
             self._drop(conn, registered=True, answer=_timed_out(pending))
+
+    def _someone_waits(self) -> bool:
+        """Whether a connection waits in a listening socket's backlog (or the poll failed)."""
+        waiting = select.poll()
+        for listener in self.sockets:
+            waiting.register(listener, select.POLLIN)
+        try:
+            return bool(waiting.poll(0))
+        except OSError:
+            return True
 
     def finish_request(self, conn: Any, fs: Any) -> None:
         # gthread closes a connection after its response with a graceful close that waits
@@ -432,6 +472,15 @@ class _ArrivedOnly:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
+
+
+def _has_arrived(sock: socket.socket) -> bool:
+    """Whether bytes the worker has not read yet wait on ``sock`` (its end closed: no).
+    The socket's own bytes, as they came: a TLS socket's ``recv`` takes no flags."""
+    try:
+        return bool(socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except (OSError, ValueError):  # nothing yet (EAGAIN), or the connection is gone
+        return False
 
 
 def _timed_out(pending: PendingRequest) -> bytes | None:

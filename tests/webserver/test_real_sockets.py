@@ -320,6 +320,89 @@ def test_a_close_is_answered_while_senders_hold_every_connection_slot(start):
             sender.close()
 
 
+def healthz(socks: list[socket.socket]) -> list[float | None]:
+    """``GET /healthz`` on each of ``socks`` at once; for each, when it was answered 200 and
+    kept alive, else None (one answered ``Connection: close``, or not at all, is closed)."""
+    for sock in socks:
+        sock.sendall(request("GET", "/healthz"))
+    kept: list[float | None] = []
+    for sock in socks:
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while not answer.endswith(b"}\n") and (chunk := sock.recv(65536)):
+                answer += chunk
+        if status_of(answer) == 200 and b"Connection: close" not in answer:
+            kept.append(time.monotonic())
+        else:
+            kept.append(None)
+            sock.close()
+    return kept
+
+
+def fill_with_kept_alive(port: int, cap: int, threads: int) -> dict[socket.socket, float]:
+    """``cap`` connections, each with a request answered and kept alive, silent since, and
+    when each was answered. gunicorn keeps at most ``cap - threads`` alive when it answers,
+    but counts those idle at that moment only: requests answered together (``threads`` of
+    the idle ones asking again, and new ones) each find room, so the idle ones reach the
+    cap, as a sender that sends in bursts makes them."""
+    idle: dict[socket.socket, float] = {}
+    for _ in range(cap - threads):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        (answered,) = healthz([sock])
+        assert answered is not None
+        idle[sock] = answered
+    deadline = time.monotonic() + 30
+    while len(idle) < cap:
+        # On the code before, the request that made the cap was cut (reset) every time.
+        assert time.monotonic() < deadline, f"{len(idle)} of {cap} kept alive, the rest cut"
+        # The worker counts a connection closed after its answer a moment after the answer
+        # is read: a burst made then would go over the cap, and idle ones give way.
+        time.sleep(0.5)
+        new = [socket.create_connection(("127.0.0.1", port)) for _ in range(cap - len(idle))]
+        burst = [*list(idle)[:threads], *new]
+        for sock in burst[:threads]:
+            del idle[sock]
+        for sock, answered in zip(burst, healthz(burst), strict=True):
+            if answered is not None:
+                idle[sock] = answered
+    return idle
+
+
+def test_a_close_is_answered_while_idle_kept_alive_connections_hold_every_slot(start):
+    """Connections at the cap that had a request answered and sent nothing since (kept
+    alive for a minute here) held their slots until the keep-alive timeout: a sender that
+    had them all kept every close out. With a connection waiting, the idle ones give way,
+    the oldest first; one whose next request has begun to arrive is served, never cut."""
+    extra = ("--worker-connections", "40", "--keep-alive", "60")
+    front = start("procfile", body_timeout_seconds=60, extra=extra)
+    idle = fill_with_kept_alive(front.port, 40, threads=8)
+    youngest = max(idle, key=idle.__getitem__)
+    try:
+        # The youngest idle connection begins its next request: not idle any more.
+        youngest.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(1.5)
+        assert all(Stalled.is_open(sock) for sock in idle)  # nobody waits: none is cut
+        began = time.monotonic()
+
+        answer = exchange(front.port, close_request("KEEP-1"), timeout=20)
+
+        assert status_of(answer) == 200, answer[:300]
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["status"] == "queued"
+        assert time.monotonic() - began < 5
+        youngest.sendall(b"Connection: close\r\n\r\n")
+        youngest.settimeout(10)
+        assert status_of(youngest.recv(65536)) == 200  # its request, answered whole
+        # The oldest gave way (a share of the cap at a time: 4 of 40), the others are open
+        # (answers that came together may reach the server and the client in either order).
+        closed = [idle[sock] for sock in idle if sock is not youngest and not Stalled.is_open(sock)]
+        still_open = [idle[sock] for sock in idle if Stalled.is_open(sock)]
+        assert 0 < len(closed) < 10, closed
+        assert max(closed) < min(still_open) + 0.2, (closed, still_open)
+    finally:
+        for sock in idle:
+            sock.close()
+
+
 @pytest.mark.parametrize("target", ["/healthz", "/webhooks/unknown", "/s/reference", "/nowhere"])
 def test_a_body_no_route_reads_holds_no_thread(start, target):
     """A body over the limit goes to a thread at once (the webhook answers 413 unread);

@@ -240,6 +240,8 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         atoms["r"] = f"{method} {_path_only(environ.get('RAW_URI', ''), helpdesks)} "
         atoms["r"] += str(environ.get("SERVER_PROTOCOL"))
         atoms["U"] = _path_only(environ.get("PATH_INFO", ""), helpdesks)
+        if not environ.get("REQUEST_METHOD"):  # the worker's own answer, no request line read
+            atoms["m"] = atoms["r"] = atoms["U"] = atoms["H"] = "-"
         atoms["q"] = "-"
         atoms["f"] = "-"
         atoms["u"] = "-"  # Basic auth's user name: half a webhook's credential (Freshdesk)

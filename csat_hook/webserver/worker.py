@@ -19,7 +19,8 @@ connection cap (``worker_connections``), with a connection waiting, the kept-ali
 connections idle longest give way, then the requests that have been arriving longest (408),
 so connections that send nothing, or nothing after one request, cannot keep every close
 out (:meth:`BufferedThreadWorker._make_room`). Each of these
-answers is logged as gunicorn's refusals are (the address and the status line only).
+answers is logged as gunicorn's refusals are (the address and the status line only), and
+has its access-log line (:meth:`BufferedThreadWorker._log_access`), as the app's answers do.
 The completeness check only decides *when* to dispatch: whenever the framing is anything
 but plain (a bad chunk size, two Content-Lengths, a bare LF...), the request is dispatched
 at once and gunicorn or the app answers it exactly as before, so the two can never disagree
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import re
 import select
 import selectors
 import socket
@@ -44,9 +46,11 @@ import struct
 import time
 from collections import deque
 from datetime import datetime
+from datetime import timedelta
 from functools import partial
 from ssl import SSLError
 from typing import Any
+from typing import NamedTuple
 
 from gunicorn import http
 from gunicorn import util
@@ -286,6 +290,39 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
         self.log.warning("Refused request from ip=%s: %s", client, status)
         self._send_quietly(conn.sock, answer)
         self._linger(conn.sock)
+        if entry is not None:
+            began = entry[1].deadline - self.request_timeout
+            line = bytes(entry[1].data[: self.cfg.limit_request_line + 2])
+            self._log_access(conn.client, answer, time.monotonic() - began, line)
+
+    def _log_access(self, client: Any, answer: bytes, seconds: float, request: bytes = b"") -> None:
+        """The access log's line of an ``answer`` the worker wrote itself, in the format of
+        the app's (gunicorn's ``access_log_format``, :class:`~csat_hook.webserver.redact
+        .RedactingLogger`'s atoms): the sender's address, the status, the body's length,
+        the time taken, and the method and path (redacted as the app's are) only when
+        ``request`` (the bytes read) begins with a whole request line (:func:`_request_line`);
+        else ``-``. Nothing else of the request: no query, no header, no body."""
+        if not self.log.access_log_enabled:
+            return
+        head, _, body = answer.partition(b"\r\n\r\n")
+        status_line, *fields = head.decode("latin-1").split("\r\n")
+        method, target, version = _request_line(request) or ("", "", "-")
+        environ = {
+            "REMOTE_ADDR": client[0] if isinstance(client, tuple) else "-",
+            "REQUEST_METHOD": method,
+            "RAW_URI": target,
+            "PATH_INFO": target.split("?", 1)[0],
+            "SERVER_PROTOCOL": version,
+        }
+        resp = _OwnAnswer(
+            status=status_line.split(" ", 1)[1],
+            sent=len(body),
+            headers=[tuple(field.split(": ", 1)) for field in fields],
+        )
+        try:  # no request headers: an empty list, as gunicorn's atoms read them
+            self.log.access(resp, [], environ, timedelta(seconds=max(seconds, 0.0)))
+        except Exception:  # a log line never stops the worker's loop
+            self.log.exception("Failed to write the access log's line")
 
     def murder_pending(self) -> None:  # run() calls it on every turn of its loop (<= 1 s)
         super().murder_pending()
@@ -451,6 +488,8 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
             util.write_nonblock(client, answer)
         except Exception:
             self.log.debug("Failed to send error message.")
+        if req is None:  # no request line read (or none gunicorn took): the status only
+            self._log_access(addr, answer, (datetime.now() - started).total_seconds())
 
 
 class _ArrivedOnly:
@@ -472,6 +511,28 @@ class _ArrivedOnly:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
+
+
+class _OwnAnswer(NamedTuple):
+    """What gunicorn's access log reads of a response (``Response``), for the worker's own."""
+
+    status: str
+    sent: int
+    headers: list[tuple[str, ...]]
+
+
+# A request line as gunicorn takes it (a token, a target without white space, HTTP/1.x).
+_REQUEST_LINE = re.compile(rb"(?:\r\n)?([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([!-~]+) (HTTP/1\.[01])\r\n")
+
+
+def _request_line(data: bytes) -> tuple[str, str, str] | None:
+    """(method, target, version) of the request line ``data`` begins with, when all of it
+    has arrived; else None."""
+    match = _REQUEST_LINE.match(data)
+    if match is None:
+        return None
+    method, target, version = match.groups()
+    return method.decode("ascii"), target.decode("ascii"), version.decode("ascii")
 
 
 def _has_arrived(sock: socket.socket) -> bool:

@@ -596,6 +596,45 @@ def test_the_workers_own_refusals_are_logged_without_request_data(start):
     assert SECRET not in log and "aaaa" not in log
 
 
+@pytest.mark.parametrize("kind", ["procfile", "serve"])
+def test_the_workers_own_answers_are_in_the_access_log_without_request_data(start, kind):
+    """The answers the worker writes itself (408, 413, 431, 400, and gunicorn's refusals of
+    a request line it could not take) were in the error log only: the access log, asked
+    for, did not show that a sender had been refused. Each has its line there, in the
+    app's format: the method and the path where the whole request line was read (redacted
+    as the app's are), ``-`` where it was not; never the query, a header or the body."""
+    front = start(
+        kind,
+        log_level=None,
+        logging={"level": "INFO", "access_log": True},
+        body_timeout_seconds=1,
+    )
+    post = f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nX-Token: {SECRET}\r\n"
+    line = b'"POST /webhooks/generic HTTP/1.1" '
+    sent = {
+        "431": (post.encode() + b"X-Big: " + b"a" * (70 * 1024) + b"\r\n\r\n", line),
+        "413": (post.encode() + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n" % 5000, line),
+        "400": (post.encode() + b"Transfer-Encoding: chunked\r\n\r\n2\n{}\n0\n\n", line),
+        "408": (post.encode() + b"Content-Length: 10\r\n\r\n{", line),
+        "414": (f"GET /{SECRET}{'x' * 9000} HTTP/1.1\r\n\r\n".encode(), b'"-" '),
+    }
+    for status, (data, _) in sent.items():
+        assert status_of(exchange(front.port, data, timeout=10)) == int(status)
+    head_only = Stalled(front.port, f"POST {HOOK} HTTP/1.1\r\nX-Token: {SECRET}".encode())
+    assert status_of(head_only.answer(timeout=10)) == 408  # the head never ended
+    head_only.close()
+    time.sleep(0.5)  # the worker writes its last lines
+
+    log = front.log()
+    assert SECRET not in log and "aaaa" not in log, log
+    access = [entry for entry in log.splitlines() if "gunicorn.access" in entry]
+    for status, (_, request_line) in sent.items():
+        lines = [entry for entry in access if f" {status} ".encode() in entry.encode()]
+        expected = 2 if status == "408" else 1
+        assert len(lines) == expected, access
+        assert all(request_line + status.encode() in entry.encode() for entry in lines), lines
+
+
 # A token typed after the wrong separator, or as a path segment, and a method nobody sends:
 # gunicorn's DEBUG line of each request (and its "Error handling request" line) prints the
 # method and the path, where the query no longer holds the secret.

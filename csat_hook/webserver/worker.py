@@ -59,6 +59,7 @@ from gunicorn.http.errors import ParseException
 from gunicorn.http.wsgi import Response
 from gunicorn.http.wsgi import default_environ
 from gunicorn.workers.gthread import _DEFER
+from gunicorn.workers.gthread import TConn
 from gunicorn.workers.gthread import ThreadWorker
 
 from csat_hook.webserver.pending import BAD_FRAMING
@@ -376,8 +377,49 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
         for conn, pending in heapq.nsmallest(room, arriving, key=lambda e: e[1].deadline):
             self._drop(conn, registered=True, answer=_timed_out(pending))
 
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:  # run()'s loop has ended on a graceful stop
+            self._drain_backlog()
+
+    def _drain_backlog(self) -> None:
+        """A graceful stop (SIGTERM: ``alive`` False; also a reload's, or ``max_requests``')
+        accepts every connection already in the listen backlog, then closes the worker's
+        listening sockets at once: served within ``graceful_timeout`` as the others are.
+        gthread stopped accepting and kept its listening sockets open until its last
+        connection was done; the kernel went on completing connections into the backlog,
+        and when the last process holding them (the master closes its own first) closed
+        them, every connection queued there was reset, its request sent and lost.
+
+        What is left: a connection the kernel queues between this worker's last accept()
+        (EAGAIN) and its close(), when it is the last process holding the socket, is still
+        reset (a window of microseconds; the platform's router should have stopped sending
+        by then). A connection that arrives after the close is refused, which a sender can
+        tell from a lost answer. More connections than this process may open (EMFILE) stop
+        the drain; those left are reset."""
+        for listener in self.sockets:
+            with contextlib.suppress(OSError):
+                listener.setblocking(False)
+            while True:
+                try:
+                    client, addr = listener.accept()
+                except BlockingIOError:  # the backlog is empty
+                    break
+                except ConnectionAbortedError:  # reset by its sender before it was taken
+                    continue
+                except (OSError, AttributeError):  # EMFILE, or the socket already closed
+                    self.log.warning("Stopped taking the queued connections (graceful stop)")
+                    break
+                self.nr_conns += 1
+                client.setblocking(True)
+                self.enqueue_req(TConn(self.cfg, client, addr, listener.getsockname()))
+            listener.close()  # gunicorn's own close at the end of run() then does nothing
+
     def _someone_waits(self) -> bool:
-        """Whether a connection waits in a listening socket's backlog (or the poll failed)."""
+        """Whether a connection waits in a listening socket's backlog (or the poll failed);
+        never while stopping (the listening sockets are closed, their backlog taken)."""
+        if not self.alive:
+            return False
         waiting = select.poll()
         for listener in self.sockets:
             waiting.register(listener, select.POLLIN)

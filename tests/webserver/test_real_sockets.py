@@ -860,6 +860,40 @@ def hang_up(front: Procfile) -> None:
     _wait_healthy(front.url)
 
 
+def test_a_graceful_stop_answers_every_request_already_queued(start):
+    """SIGTERM while connections wait in the listen backlog, each with a whole close sent
+    (the worker stopped here, as a busy one takes them late): gthread stopped accepting and
+    closed its listening socket once its own connections were done, and the kernel reset
+    every queued one, its close lost to a sender that does not retry. Each is answered."""
+    front = start("procfile")
+    assert front.cluster.web is not None
+    master = front.cluster.web.pid
+    (worker,) = children(master)
+    os.kill(worker, signal.SIGSTOP)
+    queued = []
+    try:
+        for n in range(20):
+            sock = socket.create_connection(("127.0.0.1", front.port), timeout=20)
+            sock.sendall(close_request(f"QUEUED-{n}"))
+            queued.append(sock)
+        os.kill(master, signal.SIGTERM)  # the master closes its listening socket first
+        time.sleep(0.5)
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    answers = []
+    for sock in queued:
+        answer = b""
+        with contextlib.suppress(ConnectionResetError), sock:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        answers.append(answer)
+
+    statuses = [status_of(answer) for answer in answers]
+    assert statuses == [200] * 20, (statuses, front.log())
+    assert all(json.loads(a.partition(b"\r\n\r\n")[2])["status"] == "queued" for a in answers)
+    assert front.cluster.web.wait(timeout=30) == 0
+
+
 @pytest.mark.parametrize("level", ["WARNING", "DEBUG"])
 def test_the_masters_lines_follow_logging_level_from_its_first_and_after_sighup(start, level):
     """The Procfile's gunicorn master, no ``--log-level``: its lines before ``on_starting``

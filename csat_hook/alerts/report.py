@@ -108,6 +108,12 @@ def delivery_text(row: Any) -> str:
     return f"{row.destination}{again}: {status}"
 
 
+def minutes_after(submitted: datetime, sent: datetime) -> float:
+    """Minutes from an answer to its first alert sent, to 0.1: 0.0 (never -0.0, which the
+    CSV wrote "-0.0") for a delivery a few seconds before the form's clock dated the answer."""
+    return round((sent - submitted).total_seconds() / 60, 1) + 0.0
+
+
 def alerts_table(conn: sa.Connection, *, limit: int, tz: ZoneInfo) -> list[list[Cell]]:
     """The tab's rows: the header, then the latest ``limit`` alerts about answers and agents,
     newest first (digests and cap notices are messages, not things to follow up)."""
@@ -119,7 +125,7 @@ def alerts_table(conn: sa.Connection, *, limit: int, tz: ZoneInfo) -> list[list[
         sent = [d.sent_at for d in deliveries.get(alert.id, []) if d.sent_at is not None]
         after = None
         if sent and alert.submitted_at is not None:
-            after = round((min(sent) - alert.submitted_at).total_seconds() / 60, 1)
+            after = minutes_after(alert.submitted_at, min(sent))
         if alert.kind == AGENT and message.figures is not None:
             figures = message.figures
             about: Cell = (

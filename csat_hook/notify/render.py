@@ -89,7 +89,7 @@ def one_line(text: str) -> str:
 
 
 def pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
+    return "–" if value is None else f"{100 * value:z.1f}%"  # z: never "-0.0%"
 
 
 def agent_of(message: AlertMessage) -> str:

@@ -59,6 +59,24 @@ class RuleKind(StrEnum):
 
 MARK_UP, MARK_DOWN = "▲", "▼"
 
+# The formats of figures that may be below zero, each with the least size its cell shows
+# other than zero (an NPS whole, a difference to 0.1 pp). Sheets and Excel pick a number
+# format's section by the value, not by how it rounds: −0.3 under ``+0;-0;0`` shows "-0",
+# and no pattern without conditions shows it "0". Such a value is written 0 in the grid the
+# spreadsheets show (:meth:`Canvas.table`); the table (its CSV file) keeps it. The other
+# formats hold what is never below zero (fractions, means, counts, dates).
+SIGNED: dict[Fmt, float] = {Fmt.SCORE: 0.5, Fmt.POINTS: 0.05}
+
+
+def unsigned_zero(value: Cell, fmt: Fmt) -> Cell:
+    """``value`` as the grid holds it under ``fmt`` (one of :data:`SIGNED`): 0 where its cell
+    shows zero (−0.3 as an NPS, −0.04 as points), else itself. (A float below the half
+    compares so exactly as its shortest decimal does: outputs/local.py's ``shown`` rounds
+    that decimal.)"""
+    if isinstance(value, float) and -SIGNED[fmt] < value < SIGNED[fmt]:  # numpy floats too
+        return 0.0
+    return value
+
 
 def shown_from(target: float) -> float:
     """The least number a ``Fmt.PERCENT`` cell (0.1 %) shows at or above ``target`` as the
@@ -238,7 +256,12 @@ class Canvas:
         if header_look == Look.HEADER:
             self.grid.tall_rows.append(header)
         first = self.row
-        if col0:
+        signed = [
+            (i, c.fmt) for i, c in enumerate(table.columns) if c.fmt is not None and c.fmt in SIGNED
+        ]
+        if signed:  # the summary's tables (a row per agent or team): copied with zeros unsigned
+            self.grid.rows.extend([None] * col0 + _unsigned(row, signed) for row in table.rows)
+        elif col0:
             self.grid.rows.extend([None] * col0 + list(row) for row in table.rows)
         elif share:
             self.grid.rows.extend(table.rows)
@@ -256,6 +279,14 @@ class Canvas:
             if column.fmt is not None:
                 self.fmt(Area(first, c, end, c + 1), column.fmt)
         return Placed(header, first, end)
+
+
+def _unsigned(row: Sequence[Cell], signed: Sequence[tuple[int, Fmt]]) -> list[Cell]:
+    cells = list(row)
+    for i, fmt in signed:
+        if i < len(cells):
+            cells[i] = unsigned_zero(cells[i], fmt)
+    return cells
 
 
 def column_letters(index: int) -> str:

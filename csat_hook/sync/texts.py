@@ -300,7 +300,7 @@ class Texts:
 
     def percent(self, fraction: float) -> str:
         """A fraction as text in a note: ``85.2%`` / ``85,2%``."""
-        text = f"{100 * fraction:.1f}%"
+        text = f"{100 * fraction:z.1f}%"  # z: never "-0.0%"
         return text.replace(".", ",") if self.language == "ru" else text
 
     def answers_word(self, n: int) -> str:

@@ -28,6 +28,8 @@ from scipy import stats
 
 from csat_hook.cli import main
 from csat_hook.devtools.sheets_model import Formula
+from csat_hook.sync.layout import Fmt
+from csat_hook.sync.layout import unsigned_zero
 from tests.sync.conftest import EN_HEADER
 from tests.sync.conftest import RU_HEADER
 from tests.sync.conftest import SHEET_ID
@@ -307,6 +309,12 @@ def sync(kit, *args: str):
     return json.loads(result.stdout)
 
 
+# The leaderboard's columns of figures that may be below zero, and their formats.
+SIGNED_COLUMNS = {
+    "change": Fmt.POINTS, "nps": Fmt.SCORE, "nps_low": Fmt.SCORE, "nps_high": Fmt.SCORE
+}  # fmt: skip
+
+
 @pytest.mark.parametrize("locale", ["en_US", "ru_RU"])
 def test_sync_against_an_unseen_sheet_matches_an_independent_count(kit, locale):
     now = datetime.now(UTC)
@@ -342,6 +350,10 @@ def test_sync_against_an_unseen_sheet_matches_an_independent_count(kit, locale):
             got = row[column]
             if column == "rank":
                 assert got == (not_enough if value == "not ranked" else value), (name, column)
+            elif isinstance(value, float) and column in SIGNED_COLUMNS:
+                # A figure that shows zero is written 0 (never "-0" nor "+0": layout.SIGNED).
+                shown = unsigned_zero(value, SIGNED_COLUMNS[column])
+                assert got == pytest.approx(shown, abs=1e-5), (name, column)
             elif isinstance(value, float):
                 assert got == pytest.approx(value, abs=1e-5), (name, column)
             else:

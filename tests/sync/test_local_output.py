@@ -629,12 +629,13 @@ def test_the_target_colour_agrees_with_the_percent_shown(tmp_path: Path, target,
             assert shown(value, 1, scale=100) >= target_shown and value >= threshold, value
 
 
-def test_an_nps_just_below_zero_keeps_its_value_and_its_minus_zero_is_documented():
-    """An NPS (or an interval's end) between -0.5 and 0 shows '-0' under '+0;-0;0' in Sheets
-    and Excel: a format's section goes by the value, not by how it rounds, and a zero section
-    is for an exact 0 only. Rounding the cell to hide it would make the cell's value (what
-    formulas, charts and exact checks read) differ from the CSV's one decimal: the cell
-    keeps the score, and docs/sync.md says how it shows."""
+def test_an_nps_just_below_zero_is_written_zero_in_the_spreadsheets_and_kept_in_the_csv():
+    """An NPS (or an interval's end) between -0.5 and 0 showed '-0' under '+0;-0;0' in Sheets
+    and Excel: a format's section goes by the value, not by how it rounds. (This test said the
+    '-0' stayed, documented; a report now never shows a signed zero.) The grid the
+    spreadsheets show holds 0; the score itself and the CSV's one decimal keep -0.3, and
+    docs/sync.md says so."""
+    from csat_hook.sync.layout import Canvas
     from csat_hook.sync.outputs import sheets_format
     from csat_hook.sync.outputs import xlsx
     from csat_hook.sync.outputs.local import csv_value
@@ -644,5 +645,8 @@ def test_an_nps_just_below_zero_keeps_its_value_and_its_minus_zero_is_documented
     assert xlsx.number_formats(texts)[Fmt.SCORE] == "+0;-0;0"
     assert sheets_format.number_formats(texts)[Fmt.SCORE]["pattern"] == "+0;-0;0"
     assert score(-0.003) == -0.3 and csv_value(score(-0.003), Fmt.SCORE) == -0.3
+    grid = Grid("Summary", "summary")
+    Canvas(grid).table(Table([Column("NPS", Fmt.SCORE)], [[score(-0.003)]]))
+    assert grid.rows[1] == [0.0]
     docs = (Path(__file__).parents[2] / "docs" / "sync.md").read_text(encoding="utf-8")
-    assert "between −0.5 and 0 (say −0.3) shows `-0`" in docs
+    assert "an NPS between −0.5 and +0.5 and a difference under\n0.05 pp" in docs

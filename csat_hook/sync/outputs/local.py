@@ -184,14 +184,13 @@ def shown(value: float, places: int, *, scale: int = 1) -> float:
     """``value`` × ``scale`` to ``places`` decimals as a spreadsheet shows the cell under such
     a format: the decimal number the cell holds, halves away from zero. (``round`` works on
     the binary value: 100 × 0.4355 is 43.549999…, which it makes 43.5 where Sheets and Excel
-    show 43.6%; and it rounds an exact half to even.)"""
+    show 43.6%; and it rounds an exact half to even.) Zero is 0.0, never -0.0 (+ 0.0)."""
     number = float(value)  # a numpy float's, an int's or a Decimal's value as the cell's float
     if not math.isfinite(number):
         return number
     exact = Decimal(repr(number)) * scale  # (repr of a numpy float is "np.float64(…)")
-    return float(
-        exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP, context=_EVERY_DIGIT)
-    )
+    step = Decimal(1).scaleb(-places)
+    return float(exact.quantize(step, rounding=ROUND_HALF_UP, context=_EVERY_DIGIT)) + 0.0
 
 
 # Room for every digit of any float to a few decimals (1e308 has 309 before the point): the

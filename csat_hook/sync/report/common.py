@@ -159,18 +159,22 @@ def _shown(agent: Agent) -> str:
     return "-"
 
 
+# Each adds 0.0: a value rounded to zero from below is -0.0, which a file may write "-0" and
+# a CSV "-0.0" (-0.0 + 0.0 is 0.0).
+
+
 def fraction(value: float | None) -> float | None:
-    return None if value is None else round(value, DIGITS)
+    return None if value is None else round(value, DIGITS) + 0.0
 
 
 def points(value: float | None) -> float | None:
     """A difference of fractions in percentage points (5.2 for +0.052)."""
-    return None if value is None else round(100 * value, DIGITS)
+    return None if value is None else round(100 * value, DIGITS) + 0.0
 
 
 def score(value: float | None) -> float | None:
     """An NPS fraction on the usual −100..100 scale."""
-    return None if value is None else round(100 * value, DIGITS)
+    return None if value is None else round(100 * value, DIGITS) + 0.0
 
 
 def ticket_link(templates: Mapping[str, str | None], helpdesk: str, dialog_id: str) -> str | None:

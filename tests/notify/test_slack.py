@@ -522,3 +522,21 @@ def test_a_2xx_that_is_not_slacks_ok_is_an_unknown_outcome(fake_notify, body):
 def test_slacks_ok_in_either_form_is_a_delivery(fake_notify, body):
     fake_notify.script("slack", Script(status=200, body=body))
     assert slack(fake_notify).send(sample()).external_id is None
+
+
+def test_the_digest_budget_rests_on_an_undocumented_limit_and_the_readme_says_so():
+    """The 11,000-character budget of a digest's lines is below a limit Slack does not
+    document (observed in slackapi/bolt-js#2509): a named constant beside the observed
+    limit, and the README's Slack alerts say what it rests on, with the same figures."""
+    from pathlib import Path
+
+    from csat_hook.notify import slack
+
+    assert slack.LINES_BUDGET == 11_000 < slack.BLOCKS_TEXT_OBSERVED == 13_200
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    digests = " ".join(readme.split("* **Digests**", 1)[1].split("* **Follow-up**", 1)[0].split())
+    assert f"lines past {slack.LINES_BUDGET:,} characters" in digests
+    assert f"≈ {slack.BLOCKS_TEXT_OBSERVED:,} at which Slack refuses" in digests
+    assert "a limit Slack does not document" in digests
+    assert "slackapi/bolt-js issue #2509" in digests
+    assert "`LINES_BUDGET` in `notify/slack.py`" in digests

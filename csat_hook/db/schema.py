@@ -341,8 +341,10 @@ sync_outputs = sa.Table(
 # (counts, warnings, columns), valid while the processed rows number ``known_count``. A later
 # read with the same digest is that read again and is not parsed (sync/read_memo.py). Any
 # other read of every row (not clean, or a form's every response) leaves only its data rows'
-# count, under no settings, for the warning of a source read with none. Only a cache: a
-# missing or stale entry costs a parse (or that count in a warning), never another outcome.
+# count, under no settings, for the warning of a source read with none; and, under
+# "remembered <source>", what a source keeps for its next read (the Forms API's forms.get
+# answer: read_memo.remember). Only a cache: a missing or stale entry costs a parse (or that
+# count in a warning, or a forms.get), never another outcome.
 sync_source_reads = sa.Table(
     "sync_source_reads",
     metadata,

@@ -324,3 +324,34 @@ def record(
         return
     stmt = dialect_insert(conn.dialect.name, table).values(source=key, **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_=values))
+
+
+def _remembered_key(source_key: str) -> str:
+    # A row of its own beside the source's memo (whose key is the source's key).
+    return f"remembered {source_key}"[:255]
+
+
+def remember(conn: sa.Connection, source_key: str, state: dict[str, Any], now: datetime) -> None:
+    """Keep ``state`` (``SourceBatch.remember``) for the next reads of ``source_key`` (:func:
+    `recalled`), in the ingest's transaction: a run that fails remembers nothing. Only a cache,
+    as the memo is: without it the source asks again (the Forms API: forms.get)."""
+    values = {
+        "digest": "",
+        "known_count": 0,
+        "outcome": {"remembered": state},
+        "read_at": now,
+    }
+    stmt = dialect_insert(conn.dialect.name, sync_source_reads).values(
+        source=_remembered_key(source_key), **values
+    )
+    conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_=values))
+
+
+def recalled(conn: sa.Connection, source_key: str) -> dict[str, Any] | None:
+    """What the last :func:`remember` of ``source_key`` kept; None: nothing."""
+    table = sync_source_reads
+    outcome = conn.execute(
+        sa.select(table.c.outcome).where(table.c.source == _remembered_key(source_key))
+    ).scalar_one_or_none()
+    state = outcome.get("remembered") if isinstance(outcome, dict) else None
+    return state if isinstance(state, dict) else None

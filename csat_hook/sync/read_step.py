@@ -133,6 +133,8 @@ def read_source(
         # The columns the last read of every row of a sheet or export read (a question whose
         # title was edited since has none now: check_columns_kept).
         columns_before = None if whole is None else read_memo.last_columns(conn, source.key)
+        if source.remembers:
+            source.recall(read_memo.recalled(conn, source.key))
         stored_mark = store.get_watermark(conn, source.key)
         watermark = None if full else stored_mark
         if watermark is not None and watermark > store.watermark_limit(now):

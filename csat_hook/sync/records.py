@@ -220,6 +220,9 @@ class SourceBatch:
     # What a later read needs to parse only the rows added after this read's, for a source
     # that can (ResultsSource.fetch_after); None: a later read reads everything.
     resume: dict[str, Any] | None = None
+    # What the source remembers for its next read (ResultsSource.recall: the Forms API's
+    # forms.get answer), stored with the batch's ingest; None: what was remembered stays.
+    remember: dict[str, Any] | None = None
     # The ref of the source's last row when nothing shows it was written whole (a CSV export
     # whose last record has no line break after it, or ends inside a quoted cell: a file read
     # while it is still being written); the read step leaves it for the next run unless it

@@ -365,6 +365,8 @@ class SyncRunner(ReportStep, OutputsStep):
                         max_share=config.results.max_skipped_share,
                         min_rows=config.results.min_skipped_rows,
                     )
+                if batch.remember is not None:
+                    read_memo.remember(conn, source.key, batch.remember, now)
                 if prune:
                     assert known is not None
                     seen = batch.raw_seen.keys() | {digest for digest, _ in batch.raw_digests}

@@ -21,6 +21,7 @@ from csat_hook.db.schema import sync_state
 from csat_hook.devtools import discovery
 from csat_hook.devtools import forms_model
 from csat_hook.errors import GoogleApiError
+from csat_hook.sync import read_memo
 from csat_hook.sync import store
 from csat_hook.sync.google.api import FormsApi
 from csat_hook.sync.sources.forms_api import FormsApiResults
@@ -789,3 +790,85 @@ def test_the_first_run_under_a_new_reading_lists_every_response_once(
     assert filtered() == [True]  # the filter again
     assert (later.new, later.updated, later.unchanged) == (0, 0, 1)
     assert credited(kit) == {"T-0": 2, "T-1": 4, "T-2": 5}
+
+
+def test_what_forms_get_said_is_remembered_and_asked_again_only_for_a_question_not_seen(kit):
+    """A form whose responses answer a question no role reads (a question re-added, an extra
+    one) cost a forms.get every run, of the Forms "Read requests" quota. What it said is
+    remembered with the read: asked again only when a response answers a question it did not
+    list, or under other question_ids; the remembered questions are read as forms.get's were
+    (the re-added comment question, by its title)."""
+    start = kit.now - timedelta(days=2)
+    tokens = [kit.survey(f"T-{n}", "7", "Anna", created=start) for n in range(8)]
+    items = [
+        forms_model.question(RATING, "Rating", choices=["1", "2", "3", "4", "5"]),
+        forms_model.question(TOKEN, "Reference"),
+        forms_model.question("dd44", "Comment"),  # the comment question, added again
+        forms_model.question("ee55", "Anything else?"),  # no role reads it
+    ]
+
+    def response(n: int, extra: dict[str, str]) -> dict[str, Any]:
+        made = form_response(n, stamp(start + timedelta(hours=n)), "4", tokens[n])
+        for qid, text in extra.items():
+            made = _with_comment(made, qid, text)
+        return made
+
+    kit.fake.add_form(
+        "f", [response(0, {AGENT: "old"}), response(1, {"dd44": "new 1"})], items=items
+    )
+    results = {
+        "source": "forms_api",
+        "forms_api": {
+            "form_id": "f",
+            "question_ids": {"rating": RATING, "token": TOKEN, "comment": AGENT},
+        },
+    }
+    config = kit.config(results=results, output={"gsheets": {"enabled": False}})
+
+    def gets() -> int:
+        return sum(r["path"] == "/v1/forms/f" for r in kit.fake.api_requests("forms_read"))
+
+    def comments() -> dict[str, str | None]:
+        with kit.engine.connect() as conn:
+            return {row.dialog_id: row.comment for row in store.all_answers(conn)}
+
+    assert kit.run(config).new == 2 and gets() == 1
+    assert comments() == {"T-0": "old", "T-1": "new 1"}
+    # The request asks for the form's revisionId too (checked against the document), and it
+    # is remembered with the questions listed.
+    [get] = [r for r in kit.fake.api_requests("forms_read") if r["path"] == "/v1/forms/f"]
+    assert "revisionId" in get["query"]["fields"][0]
+    with kit.engine.connect() as conn:
+        remembered = read_memo.recalled(conn, "forms_api:f")
+    assert remembered == {
+        "read": sorted([RATING, TOKEN, AGENT]),
+        "revision": "r4",
+        "questions": [[RATING, "Rating"], [TOKEN, "Reference"], ["dd44", "Comment"],
+                      ["ee55", "Anything else?"]],
+    }  # fmt: skip
+
+    # Later runs, filtered or full, answering the questions it listed: not asked again.
+    kit.fake.submit_response("f", response(2, {"dd44": "new 2", "ee55": "x"}))
+    assert kit.run(config).new == 1 and gets() == 1
+    assert kit.run(config, full=True).new == 0 and gets() == 1
+    assert comments()["T-2"] == "new 2"  # read by the re-added question, as remembered
+
+    # A question it did not list: asked again (once), and that answer remembered.
+    items.append(forms_model.question("ff66", "Comment"))  # added again, once more
+    kit.fake.add_form(
+        "f",
+        [response(n, {"dd44": f"new {n}"}) for n in range(3)] + [response(3, {"ff66": "newest"})],
+        items=items,
+    )
+    assert kit.run(config).new == 1 and gets() == 2
+    assert comments()["T-3"] == "newest"
+    kit.fake.submit_response("f", response(4, {"ff66": "later"}))
+    assert kit.run(config).new == 1 and gets() == 2 and comments()["T-4"] == "later"
+
+    # Other question_ids: what was asked under the old ones is not taken.
+    results["forms_api"]["question_ids"] = {"rating": RATING, "token": TOKEN, "comment": "ff66"}
+    config = kit.config(results=results, output={"gsheets": {"enabled": False}})
+    kit.fake.submit_response("f", response(5, {"ff66": "after", "ee55": "y"}))
+    assert kit.run(config).new == 1 and gets() == 3
+    kit.fake.submit_response("f", response(6, {"ff66": "again", "ee55": "z"}))
+    assert kit.run(config).new == 1 and gets() == 3

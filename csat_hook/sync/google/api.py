@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from typing import Any
+from typing import NamedTuple
 from typing import TypeVar
 
 import gspread
@@ -47,11 +48,22 @@ from csat_hook.sync.google.session import spent_quota
 # https://developers.google.com/workspace/forms/api/reference/rest/v1/forms.responses/list
 FORMS_RESPONSES_URL = GOOGLE_FORMS_BASE_URL + "/v1/forms/{form_id}/responses"
 FORMS_FORM_URL = GOOGLE_FORMS_BASE_URL + "/v1/forms/{form_id}"
-# What forms.get answers the sync reads: each question's id and title (a grid's rows too).
+# What forms.get answers the sync reads: each question's id and title (a grid's rows too),
+# and the form's revision (remembered with them: sources/forms_api.py).
 FORM_QUESTION_FIELDS = (
-    "items(title,questionItem(question(questionId)),"
+    "revisionId,items(title,questionItem(question(questionId)),"
     "questionGroupItem(questions(questionId,rowQuestion(title))))"
 )
+
+
+class FormQuestions(NamedTuple):
+    """``forms.get``'s answer as the sync reads it: the form's ``revisionId`` (None when it
+    sends none) and its questions, in order, as (questionId, title)."""
+
+    revision: str | None
+    questions: list[tuple[str, str]]
+
+
 # The metadata the sync needs: tab ids, titles and grid sizes, the time zone of serials and
 # the locale (the report's language); for the report's looks, each tab's chart ids and
 # conditional rules (counted) and the spreadsheet's developer metadata (the looks' digest);
@@ -727,10 +739,11 @@ class FormsApi:
     def __init__(self, session: GoogleSession) -> None:
         self.session = session
 
-    def questions(self, form_id: str) -> list[tuple[str, str]]:
+    def questions(self, form_id: str) -> FormQuestions:
         """``forms.get``'s questions, in the form's order: (questionId, title), a grid's rows
-        each under its row's title. Items of another kind, and parts in a shape Google never
-        sends, are left out (the caller reads by questionId; a title only finds one)."""
+        each under its row's title, with the form's ``revisionId``. Items of another kind, and
+        parts in a shape Google never sends, are left out (the caller reads by questionId; a
+        title only finds one)."""
         url = FORMS_FORM_URL.format(form_id=urllib.parse.quote(form_id, safe=""))
         form = self._get("forms.get", url, {"fields": FORM_QUESTION_FIELDS}, form_id)
         found: list[tuple[str, str]] = []
@@ -744,7 +757,8 @@ class FormsApi:
                 if isinstance(row.get("questionId"), str):
                     title = _dict(row.get("rowQuestion")).get("title")
                     found.append((row["questionId"], str(title or "")))
-        return found
+        revision = form.get("revisionId")
+        return FormQuestions(revision if isinstance(revision, str) else None, found)
 
     def list_responses(
         self, form_id: str, *, since: datetime | None, page_size: int

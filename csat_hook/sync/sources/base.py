@@ -62,6 +62,8 @@ class ResultsSource(abc.ABC):
     # An incremental source (one that reads from a watermark) reads everything again when its
     # last full read is older than this; None: only the first run and ``sync --full`` do.
     full_read_every: timedelta | None = None
+    # The source keeps something across reads (:meth:`recall`, ``SourceBatch.remember``).
+    remembers: ClassVar[bool] = False
     # The time the read is made at (:meth:`read_at`); None: the wall clock's.
     _read_at: datetime | None = None
 
@@ -91,6 +93,12 @@ class ResultsSource(abc.ABC):
         source forgets only its own that it no longer finds (sync/ingest.py). The
         :attr:`key`, unless a source says more."""
         return self.key
+
+    def recall(self, state: Mapping[str, Any] | None) -> None:
+        """Take what this source's last read remembered for the next (its batch's
+        ``remember``, sync/read_memo.py), before :meth:`fetch`; None: nothing remembered.
+        Called only for a source that :attr:`remembers`."""
+        return None  # a source that remembers nothing: nothing to take
 
     def prefetch(self) -> WholeRead | None:
         """Read the whole source now, for :meth:`fetch` or :meth:`fetch_after` to parse, and

@@ -3,7 +3,10 @@
 Answers are matched by questionId (stable when a question is renamed or translated). A
 question deleted and added again gets a new questionId: the first response of a read that
 answers a question no role reads has the form's questions asked for (``forms.get``, once a
-read, one request of the "Read requests" quota, not an expensive read), and a role whose
+read at most, one request of the "Read requests" quota, not an expensive read; what it lists
+and the form's ``revisionId`` are remembered with the read, ``SourceBatch.remember``, and
+taken instead while the responses answer no question it did not list and ``question_ids``
+are the same: a form with an extra question no longer costs a forms.get every run), and a role whose
 questionId the form no longer has also reads each question titled as
 ``results.columns.<role>`` names it (older responses keep their answers to the old one); with
 none so titled, a warning names both keys and the form's questions no role reads (a refused
@@ -279,6 +282,7 @@ _ONE_VALUE = frozenset({"rating", "nps", "token", "agent", "ticket"})
 
 class FormsApiResults(ResultsSource):
     kind = "forms_api"
+    remembers = True  # what forms.get said (recall)
 
     def __init__(
         self,
@@ -314,6 +318,8 @@ class FormsApiResults(ResultsSource):
             if titles
             else {}
         )
+        # The questions an earlier read's forms.get listed (recall); None: none remembered.
+        self._recalled: list[tuple[str, str]] | None = None
         self._plain()
 
     @classmethod
@@ -347,20 +353,52 @@ class FormsApiResults(ResultsSource):
             (role, (qid,), role not in _ONE_VALUE) for role, qid in self.roles
         ]
         self._read_ids = frozenset(self.question_ids.values())
+        # The questionIds a response may answer without the form being asked: those read, and
+        # those of the questions remembered from an earlier forms.get (:meth:`recall`) once
+        # applied.
+        self._seen = self._read_ids
         self._looked = False  # forms.get asked in this read
         self._replaced: dict[str, str] = {}  # role → why its re-added question is not read
 
-    def _look_up_questions(self, batch: SourceBatch) -> None:
-        """Ask ``forms.get`` for the form's questions (once a read, when a response answers
-        a question no role reads). A role whose questionId the form no longer has (the
-        question deleted and added again: a new questionId) reads, besides it (the old
-        responses' answers), each question of the form titled as ``results.columns.<role>``
-        names it that no role reads, the form's own first; with none, the role is said in a
-        warning. Responses read before this answered no question no role reads, so they read
-        the same either way."""
+    def _configured(self) -> list[str]:
+        """The configured questionIds, sorted: what a remembered forms.get was asked under."""
+        return sorted(set(self.question_ids.values()))
+
+    def recall(self, state: Mapping[str, Any] | None) -> None:
+        """What an earlier read remembered (``SourceBatch.remember``): the questions an
+        earlier ``forms.get`` listed, with the form's ``revisionId``, asked while the same
+        questionIds were configured. Used instead of asking again while every questionId a
+        response answers is among them."""
+        self._recalled = None
+        if not isinstance(state, Mapping) or state.get("read") != self._configured():
+            return  # none, or asked under other question_ids: asked again when needed
+        listed = state.get("questions")
+        if isinstance(listed, list) and all(
+            isinstance(q, list) and len(q) == 2 and all(type(v) is str for v in q) for q in listed
+        ):
+            self._recalled = [(qid, title) for qid, title in listed]
+
+    def _look_up_questions(self, batch: SourceBatch, answers: Mapping[str, Any]) -> None:
+        """The form's questions, when a response answers a question no role reads: those an
+        earlier read remembered (:meth:`recall`) while every question the response answers is
+        among them, else ``forms.get`` (once a read: one request of the "Read requests"
+        quota), its answer remembered for the next reads (``batch.remember``). A role whose
+        questionId the form no longer has (the question deleted and added again: a new
+        questionId) reads, besides it (the old responses' answers), each question of the form
+        titled as ``results.columns.<role>`` names it that no role reads, the form's own first;
+        with none, the role is said in a warning. Responses read before this answered no
+        question the questions applied did not list, so they read the same either way (but
+        for a question renamed between the remembered forms.get and this one)."""
+        recalled = self._recalled
+        if recalled is not None and self._seen is self._read_ids:  # not applied in this read
+            known = self._read_ids | {qid for qid, _ in recalled}
+            if answers.keys() <= known:
+                self._apply(batch, recalled)  # not asked: forms.get would say the same
+                self._seen = known
+                return
         self._looked = True
         try:
-            listed = self.api.questions(self.form_id)
+            form = self.api.questions(self.form_id)
         except GoogleApiError as exc:
             # The responses are readable (the listing answered): read them as before, said.
             batch.warnings.append(
@@ -368,6 +406,20 @@ class FormsApiResults(ResultsSource):
                 "responses are read by results.forms_api.question_ids alone)"
             )
             return
+        batch.remember = {
+            "read": self._configured(),
+            "revision": form.revision,
+            "questions": [list(q) for q in form.questions],
+        }
+        self._apply(batch, form.questions)
+
+    def _apply(self, batch: SourceBatch, listed: Sequence[tuple[str, str]]) -> None:
+        """Read each role by the questions ``listed`` (the form's, in order), from its
+        configured questionId again (an earlier listing applied in this read is replaced)."""
+        self._reads = [(role, (qid,), role not in _ONE_VALUE) for role, qid in self.roles]
+        self._read_ids = frozenset(self.question_ids.values())
+        self._replaced = {}
+        batch.columns.update({role: f"question {qid}" for role, qid in self.roles})
         if not listed:
             return  # a form of no question (a proxy, a fake): read by the questionIds alone
         present = {qid for qid, _ in listed}
@@ -518,8 +570,8 @@ class FormsApiResults(ResultsSource):
             problem = MalformedResponseError("answers", f"is {_kind(answers)}, not an object")
             self._malformed(batch, ref, "response", problem, response, known, seen)
             return
-        if not self._looked and not answers.keys() <= self._read_ids:
-            self._look_up_questions(batch)  # a question no role reads: re-added?
+        if not self._looked and not answers.keys() <= self._seen:
+            self._look_up_questions(batch, answers)  # a question no role reads: re-added?
         texts = []
         for role, qids, several in self._reads:
             try:

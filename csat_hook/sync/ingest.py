@@ -80,8 +80,10 @@ class IngestResult:
     # question made again, drops every answer from then on; a run reading a few at a time
     # judged only its own few, below results.min_skipped_rows, and said "ok" every run.
     unverified_in_a_row: dict[str, int] = field(default_factory=dict)
-    # Credited submissions dated more than SENT_SKEW before their survey's link was issued
-    # (read for the first time by this run), and the first one's row and by how much: a
+    # Submissions made their survey's answer by this run dated more than SENT_SKEW before its
+    # link was issued, where the answer they replace (if any) was not: what is new in this
+    # run, as ``new`` and ``updated`` are (an edit of such an answer, or a read of every row,
+    # counts none again). The first one's row and by how much: a
     # form's clock, or a zone setting (results.csv.timezone, the spreadsheet's), that is off.
     # Credited in their survey's period all the same (the cohort is the send time), but the
     # times the alerts, the digests and the tabs show are off by as much, and nothing said so.
@@ -383,14 +385,24 @@ def _store_credited(
     current: list[tuple[Credited, bool]] = []
     history: list[tuple[Credited, bool]] = []
     replaced: list[str] = []
+
+    def credit(pair: tuple[Credited, bool], before: Any) -> None:
+        """``pair`` becomes its survey's answer (in place of ``before``, if any): counted as
+        dated before its survey was sent when it is, and ``before`` was not (an edit of such an
+        answer, or a read of every row meeting it again, was counted every time: the operator
+        told of the same answers again and again)."""
+        current.append(pair)
+        item = pair[0]
+        issued = item.ref.issued_at
+        early = issued - item.submission.submitted_at
+        if early > SENT_SKEW and (before is None or issued - before.submitted_at <= SENT_SKEW):
+            result.before_sent += 1
+            if result.before_sent_first is None:
+                result.before_sent_first = (item.submission.ref, early)
+
     for item in credited:
         sub = item.submission
         before = answers.get(item.key)
-        early = item.ref.issued_at - sub.submitted_at
-        if early > SENT_SKEW:
-            result.before_sent += 1
-            if result.before_sent_first is None:
-                result.before_sent_first = (sub.ref, early)
         pair = (item, fields_edited(item, surveys.get(item.key), agents.get(item.ref.helpdesk)))
         result.edited_fields += pair[1]
         if (
@@ -403,12 +415,12 @@ def _store_credited(
         if winners[item.key] is not item:
             history.append(pair)
         elif before is None:
-            current.append(pair)
+            credit(pair, before)
             result.new += 1
         elif sub.submitted_at > before.submitted_at or (
             item.key in gone and sub.submitted_at < before.submitted_at
         ):
-            current.append(pair)
+            credit(pair, before)
             result.updated += 1
             replaced.append(item.key)
         elif sub.submitted_at < before.submitted_at:
@@ -421,7 +433,7 @@ def _store_credited(
             if verdict == "history":
                 history.append(pair)
             else:
-                current.append(pair)
+                credit(pair, before)
                 if verdict == "replace":
                     replaced.append(item.key)
     del winners

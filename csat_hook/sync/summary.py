@@ -40,8 +40,9 @@ class SyncSummary:
     # Answers kept as forged that a secret added to token.previous_secrets since now verifies:
     # credited by this run (sync/reverify.py), and no longer unverified.
     reverified: int = 0
-    # Answers read by this run dated before their survey was sent (beyond the clock skew
-    # allowed): credited in their survey's period; a clock or a zone setting is off
+    # Answers this run made their survey's answer dated before it was sent (beyond the clock
+    # skew allowed), where the answer replaced was not: what is new, not said again at an edit
+    # or a read of every row; credited in their survey's period; a clock or a zone setting is off
     # (ingest.IngestResult.before_sent). ``before_sent_first``: the first one's row and how
     # many minutes before.
     before_sent: int = 0

@@ -410,3 +410,45 @@ def test_answers_dated_before_their_survey_was_sent_are_counted(kit, tmp_path: P
     assert "1 answers dated before their survey was sent (the first: row 2, 7 h before)" in said
     again = kit.run(config)  # said by the run that reads them, not by every run after
     assert again.before_sent == 0 and again.before_sent_first is None
+
+
+def test_answers_dated_before_their_survey_was_sent_are_counted_once(kit, tmp_path: Path):
+    """before_sent counts what is new in a run, as new and updated do: an edit of an answer
+    counted so (a comment fixed in the sheet) and a read of every row that credits it again
+    counted it again every time, telling the operator of the same answers run after run. An
+    edit that makes an answer so dated (it was not) is counted."""
+    sent = kit.now - timedelta(hours=2)
+    early = kit.survey("T-1", "7", "Anna Petrova", created=sent)
+    later = kit.survey("T-2", "7", "Anna Petrova", created=sent)
+    export = tmp_path / "export.csv"
+    zone = ZoneInfo("Europe/Moscow")
+    before = (sent - timedelta(hours=7)).astimezone(zone)
+    after = (sent + timedelta(hours=1)).astimezone(zone)
+
+    def write(comment: str, second: datetime) -> None:
+        export.write_text(
+            "Timestamp,Rating,Comment,Agent,Ticket,Reference\n"
+            f"{before:%m/%d/%Y %H:%M:%S},5,{comment},Anna,T-1,{early}\n"
+            f"{second:%m/%d/%Y %H:%M:%S},4,,Anna,T-2,{later}\n",
+            encoding="utf-8",
+        )
+
+    write("ok", after)
+    config = kit.config(
+        results={
+            "source": "csv",
+            "csv": {"path": str(export), "timezone": "Europe/Moscow", "date_order": "MDY"},
+        },
+        output={"gsheets": {"enabled": False}},
+    )
+    first = kit.run(config)
+    assert (first.new, first.before_sent) == (2, 1)
+    write("fixed", after)  # the early answer's comment edited in place
+    edited = kit.run(config)
+    assert (edited.updated, edited.edited_in_place) == (1, 1)
+    assert (edited.before_sent, edited.before_sent_first) == (0, None)
+    assert kit.run(config, full=True).before_sent == 0
+    write("fixed", before)  # the other answer's time edited to before it was sent
+    moved = kit.run(config)
+    assert moved.updated == 1 and moved.before_sent == 1
+    assert moved.before_sent_first == {"row": "row 3", "minutes": 7 * 60}

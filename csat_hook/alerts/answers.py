@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
@@ -67,7 +68,8 @@ def answer_alerts(
     """The alerts ``rules`` raise over the answers this run changed (``seen``: when each
     rule was first seen, by ``rule:<name>``), with the reply's context of each answer.
     ``stale`` counts, by rule, the answers a rule matches that are too old to alert
-    (``alerts.max_age_hours``) and were submitted after it existed: the run says so."""
+    (``alerts.max_age_hours``) and were submitted after it existed, unless the answer they
+    replace matched it so too (:func:`_said_before`): the run says what is new."""
     now = inputs.now
     too_old = now - timedelta(hours=config.max_age_hours)
     backfill = timedelta(minutes=config.backfill_minutes)
@@ -84,7 +86,8 @@ def answer_alerts(
                 continue
             if old:
                 assert stale is not None
-                stale[rule.name] += 1
+                if not _said_before(rule, answer, event, inputs.scale, seen, backfill):
+                    stale[rule.name] += 1
                 continue
             score = answer.nps if event == NPS_DETRACTOR else answer.rating
             matched.append(
@@ -282,6 +285,26 @@ def _limit(rule: Any, scale: Scale) -> int | None:
     if isinstance(rule, NpsDetractorRule):
         return rule.max_score
     return None
+
+
+def _said_before(
+    rule: Any,
+    answer: Changed,
+    event: str,
+    scale: Scale,
+    seen: Mapping[str, datetime],
+    back: timedelta,
+) -> bool:
+    """Whether the answer ``answer`` replaced raised ``event`` under ``rule`` too, submitted
+    after the rule existed (alerted, or counted too old, by the run that stored it). An edit
+    of an old answer, or a read of every row crediting it again, counted it every time."""
+    when, rating = answer.previous_submitted_at, answer.previous_rating
+    if when is None or rating is None or when < seen[f"rule:{rule.name}"] - back:
+        return False  # a new answer, or one before the rule
+    previous = replace(
+        answer, rating=rating, comment=answer.previous_comment, nps=answer.previous_nps
+    )
+    return _match(rule, previous, scale) == event
 
 
 def _match(rule: Any, answer: Scored, scale: Scale) -> str | None:

@@ -56,6 +56,10 @@ class Changed:
     previous_nps: int | None = None
     team: str | None = None
     agent_name: str | None = None
+    # The answer it replaced (None: none): its comment and time, beside previous_rating and
+    # previous_nps (an old answer a rule matched is said once: alerts/answers.py).
+    previous_comment: str | None = None
+    previous_submitted_at: datetime | None = None
 
 
 class AgentLike(Protocol):
@@ -127,7 +131,8 @@ class AlertsOutcome:
     queued: int = 0
     held: int = 0
     cancelled: int = 0
-    # Answers a rule matched that this run read, not alerted because they were submitted
+    # Answers a rule matched that this run stored (not when the answer they replaced matched
+    # it so too: what is new, once), not alerted because they were submitted
     # more than ``alerts.max_age_hours`` ago (by rule): an export read late, or dated hours
     # early by a clock or a zone setting, had its low ratings never alerted and nothing said.
     too_old: Counter[str] = field(default_factory=Counter)

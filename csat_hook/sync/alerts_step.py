@@ -91,6 +91,8 @@ class AlertsStep:
                     previous_rating=before.rating if before is not None else None,
                     nps=getattr(row, "nps", None),
                     previous_nps=before.nps if before is not None else None,
+                    previous_comment=before.comment if before is not None else None,
+                    previous_submitted_at=before.submitted_at if before is not None else None,
                     team=survey.team if survey is not None else None,
                     agent_name=(survey.agent_name if survey is not None else None)
                     or getattr(static.get(row.agent_key), "name", None),

@@ -897,3 +897,31 @@ def test_a_low_rating_read_too_late_to_alert_is_said(loop, kit, fake_helpdesk):
     [said] = [w for w in summary.warnings if "max_age_hours" in w]
     assert said.startswith("answers matched by alert rules not alerted (1 by low)")
     assert "Ждал" not in said
+
+
+def test_a_low_rating_too_old_to_alert_is_said_once_not_at_each_edit_or_full_read(
+    loop, kit, fake_helpdesk
+):
+    """too_old counts what is new in a run: the old answer's comment edited, or a read of
+    every response crediting it again, counted it again every time (the operator told of the
+    same old answer run after run). An edit that makes it match a rule it did not is said."""
+    loop.close_conversation()
+    loop.deliver()
+    token = survey_token(fake_helpdesk)
+    kit.fake.add_form("form-1", [])
+    assert loop.sync().status == "ok"  # the rules are first seen now
+    submitted = kit.now + timedelta(hours=1)
+    kit.now += timedelta(days=3)
+    kit.fake.add_form("form-1", [forms_response(1, submitted, "3", token, "")])
+    assert "too_old" not in loop.sync().alerts  # a 3 matches no rule
+    edited = forms_response(1, submitted + timedelta(minutes=5), "1", token, "")
+    kit.fake.submit_response("form-1", edited)  # edited to a 1: low, said once
+    assert loop.sync().alerts["too_old"] == {"low": 1}
+    commented = forms_response(1, submitted + timedelta(minutes=9), "1", token, "Ждал ответа")
+    kit.fake.submit_response("form-1", commented)  # a comment added: still the low rating
+    summary = loop.sync()
+    assert summary.updated == 1 and "too_old" not in summary.alerts
+    assert not [w for w in summary.warnings if "max_age_hours" in w]
+    again = loop.sync(full=True)
+    assert "too_old" not in again.alerts
+    assert not [w for w in again.warnings if "max_age_hours" in w]

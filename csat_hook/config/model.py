@@ -63,7 +63,10 @@ class Config(StrictModel):
     def _sync_sections(self) -> Config:
         check_sync_sections(self.results, self.metrics, self.output)
         links, metrics = self.survey.links, self.metrics
-        if links.scale_min < metrics.scale_min or links.scale_max > metrics.scale_max:
+        # The score links' scale when they are shown or it is set: its built-in 1–5 refused
+        # a three-point metrics scale with short links off, naming a key nobody wrote.
+        shown = links.style == "scores" or {"scale_min", "scale_max"} & links.model_fields_set
+        if shown and (links.scale_min < metrics.scale_min or links.scale_max > metrics.scale_max):
             raise ValueError(
                 f"survey.links: the scale {links.scale_min}–{links.scale_max} must lie within "
                 f"metrics.scale_min–scale_max ({metrics.scale_min}–{metrics.scale_max})"

@@ -390,7 +390,7 @@ class RatingScale:
         text = str(value)
         score = self.labels.get(normalize(text))
         if score is not None:
-            return score
+            return self._in_scale(score)  # a built-in label may be off a configured scale
         if "\u20e3" in text or _KEYCAP_TEN in text:
             # Read as the digits they show, by the rules digits are read by ("4️⃣5️⃣" is
             # no 45 on a 1-5 scale, "4️⃣ or 5️⃣" two scores).

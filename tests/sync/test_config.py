@@ -294,3 +294,64 @@ def test_a_service_account_json_that_is_no_json_object_is_refused_at_load(given,
     assert "google.service_account_json" in message and "holds no JSON object" in message
     assert ("give the path as service_account_file" in message) is path
     assert "SA_JSON" in message and given not in message  # the variable named, never its value
+
+
+@pytest.mark.parametrize(("low", "high"), [(1, 3), (1, 4), (2, 6), (0, 4)])
+def test_a_scale_without_the_built_in_labels_scores_loads(low, high):
+    # A three-point scale, no rating_labels set: the built-in labels of the five-point scale
+    # (Satisfied: 4, Very satisfied: 5) refused the configuration with an error about a key
+    # nobody had written ("results.rating_labels.Satisfied: 4 is outside the scale 1..3").
+    # They are the form's defaults, not a choice: a cell reading one whose score is off the
+    # scale is skipped as any rating off the scale is.
+    from csat_hook.sync.values import RatingError
+    from csat_hook.sync.values import RatingScale
+
+    top = min(high, 4)
+    config = load_config(
+        None, env={}, overrides={"metrics": {"scale_min": low, "scale_max": high, "top_box": top}}
+    )
+    scale = RatingScale.from_config(config.results, config.metrics)
+    for label, score in config.results.rating_labels.items():
+        if low <= score <= high:
+            assert scale.parse(label) == score
+        else:
+            with pytest.raises(RatingError) as caught:
+                scale.parse(label)
+            assert caught.value.reason == "bad_rating", label
+    assert scale.parse(high) == high
+
+
+def test_a_label_the_configuration_gives_is_still_checked_against_the_scale():
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            None,
+            env={},
+            overrides={
+                "metrics": {"scale_min": 1, "scale_max": 3, "top_box": 3},
+                "results": {"rating_labels": {"Great": 3, "Superb": 4}},
+            },
+        )
+    assert "results.rating_labels.Superb: 4 is outside the scale 1..3" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "links",
+    [
+        {"scale_min": 1, "scale_max": 5},
+        {"style": "scores", "public_base_url": "https://csat.example.com"},
+    ],
+)
+def test_score_links_shown_or_set_are_still_checked_against_the_scale(links):
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            None,
+            env={},
+            overrides={
+                "metrics": {"scale_min": 1, "scale_max": 3, "top_box": 3},
+                "survey": {
+                    "links": links,
+                    "form": {"fields": {"token": "entry.1", "rating": "entry.2"}},
+                },
+            },
+        )
+    assert "survey.links: the scale 1–5 must lie within" in caught.value.message

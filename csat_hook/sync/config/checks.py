@@ -11,7 +11,11 @@ def check_sync_sections(
     results: ResultsConfig, metrics: MetricsConfig, output: OutputConfig
 ) -> None:
     """Checks that span the sync's sections; ValueError names the key."""
-    for label, score in results.rating_labels.items():
+    # Only the labels the configuration gives: the built-in ones are the five-point scale's
+    # (a three-point scale was refused for "Satisfied: 4", a key nobody wrote); a cell that
+    # reads as one of them off the scale is skipped as any rating off it (values.RatingScale).
+    given = results.rating_labels if "rating_labels" in results.model_fields_set else {}
+    for label, score in given.items():
         if not metrics.scale_min <= score <= metrics.scale_max:
             raise ValueError(
                 f"results.rating_labels.{label}: {score} is outside the scale "

@@ -125,7 +125,7 @@ _EN = {
     ),
     "note_cohort": (
         "Each period counts the surveys sent in it. Scale {low}–{high}; CSAT = share of "
-        "{top}–{high}."
+        "{satisfied}."
     ),
     "last_days": "Last {n} days",
     "last_day": "Today",
@@ -246,7 +246,7 @@ _RU = {
     ),
     "note_cohort": (
         "Каждый период считает опросы, отправленные в нём. Шкала {low}–{high}; CSAT — доля "
-        "оценок {top}–{high}."
+        "оценок {satisfied}."
     ),
     "last_days": "{adjective} {n} {days}",
     "last_day": "Сегодня",

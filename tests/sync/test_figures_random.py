@@ -39,6 +39,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import openpyxl
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck
 from hypothesis import Phase
@@ -579,3 +580,34 @@ def check(
         name = shown_name[agent]
         tab = next(t for t in titles if t in (f"{name} ({agent})", agent, name))
         assert len([r for r in kit.sheet(tab)[1:] if r and r[0]]) == n, tab
+
+
+@pytest.mark.parametrize(
+    ("locale", "top", "said"),
+    [
+        ("en_US", 4, "Scale 1–5; CSAT = share of 4–5."),
+        ("en_US", 5, "Scale 1–5; CSAT = share of 5."),
+        ("ru_RU", 5, "Шкала 1–5; CSAT — доля оценок 5."),
+    ],
+)
+def test_the_note_names_the_ratings_csat_counts(
+    kit: SyncKit, locale: str, top: int, said: str
+) -> None:
+    # With metrics.top_box at the scale's top the note read "CSAT = share of 5–5".
+    token = kit.survey("T-1", "7", "Anna", created=kit.now - timedelta(days=1))
+    header = HEADER if locale == "en_US" else RU_HEADER
+    kit.responses([header, [kit.now - timedelta(hours=1), 5, "", "", "", token]], locale=locale)
+    config = kit.config(
+        results={"columns": {"token": ["Reference"]}},
+        metrics={"top_box": top},
+        output={"local": {"enabled": True, "csv": False, "xlsx": True}},
+    )
+    assert kit.run(config).status == "ok"
+    title = "Сводка" if locale == "ru_RU" else "Summary"
+    book = openpyxl.load_workbook(kit.tmp_path / "report" / "csat-report.xlsx", read_only=True)
+    try:
+        in_book = [r[0] for r in book[title].iter_rows(values_only=True) if r and r[0]]
+    finally:
+        book.close()
+    for notes in (in_book, [r[0] for r in kit.sheet(title) if r and r[0]]):
+        assert any(str(note).endswith(said) for note in notes), notes

@@ -158,11 +158,10 @@ def _notes(ctx: Context, board: Leaderboard, previous: Period) -> list[str]:
         notes.append(t["note_funnel"])
     if ctx.nps:
         notes.append(t["note_nps"])
-    notes.append(
-        t["note_cohort"].format(
-            low=settings.scale_min, high=settings.scale_max, top=settings.top_box
-        )
-    )
+    top, high = settings.top_box, settings.scale_max
+    # The ratings CSAT counts: "4–5", or "5" alone (top_box at the top read "5–5").
+    satisfied = f"{top}–{high}" if top < high else f"{high}"
+    notes.append(t["note_cohort"].format(low=settings.scale_min, high=high, satisfied=satisfied))
     return notes
 
 

@@ -113,6 +113,15 @@ def check_placeholders(key: str, request: RequestTemplate, allowed: set[str]) ->
             hint = " (write {{ and }} for a literal brace)" if "Single" in str(exc) else ""
             raise ValueError(f"{where}: {exc}{hint}") from None
         names = [name for _, name, _, _ in parsed]
+        for _, name, spec, conversion in parsed:
+            if name is not None and (spec or conversion):
+                # str.format's own syntax, not a placeholder: {dialog_id!r} quoted every id,
+                # {dialog_id:d} raised at every send, {text:>999999999} built a gigabyte per
+                # reply. Named by the placeholder alone (a header or query value is secret).
+                raise ValueError(
+                    f"{where}: {{{name}}} with a format spec or conversion (':' or '!' after "
+                    f"the name): no format spec or conversion is allowed; write {{{name}}}"
+                )
         literal = "".join(text + (_MARK if name is not None else "") for text, name, *_ in parsed)
         for written in _LITERAL_PLACEHOLDER.findall(literal):
             if written in allowed:

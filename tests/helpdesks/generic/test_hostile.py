@@ -514,6 +514,39 @@ def test_a_placeholder_that_would_never_be_filled_or_sent_is_refused(request_opt
     assert message in str(info.value), str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("key", "request_options", "where"),
+    [
+        ("reply", {"url": "https://d.example/d/{dialog_id!r}"}, "reply.url"),
+        (
+            "reply",
+            {"url": "https://d.example/d/{dialog_id}", "body": {"t": "{text:>999999999}"}},
+            "reply.body.t",
+        ),
+        (
+            "reply",
+            {"url": "https://d.example/d/{dialog_id}", "query": {"q": "{customer_id!a}"}},
+            "reply.query.q",
+        ),
+        (
+            "lookup",
+            {"url": "https://d.example/d/{dialog_id}", "headers": {"X-D": "{dialog_id:d}"}},
+            "lookup.headers.X-D",
+        ),
+    ],
+)
+def test_a_format_spec_or_conversion_in_a_request_is_refused_at_load(key, request_options, where):
+    # str.format's own syntax was taken as a placeholder: {dialog_id!r} put quotes in every
+    # URL, {dialog_id:d} raised at every send, {text:>999999999} built a gigabyte per reply.
+    with pytest.raises(ConfigError) as info:
+        load_generic(**{key: request_options})
+    message = str(info.value)
+    assert f"helpdesks.g: {where}: " in message, message
+    assert "no format spec or conversion" in message, message
+    # Named by the placeholder alone: a header or query value is a secret, never quoted.
+    assert "!a" not in message and ":d}" not in message and ">999" not in message, message
+
+
 def test_a_status_mapping_still_filtered_by_the_default_event_is_warned_about():
     # Copied from config.example.yaml with only status set: the default event filter
     # (event == dialog.closed / dialog.reopened) still applied, and a helpdesk whose

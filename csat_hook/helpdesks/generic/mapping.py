@@ -24,6 +24,7 @@ from csat_hook.errors import BadPayloadError
 from csat_hook.helpdesks.generic.templates import JMESPATH_OPTIONS
 from csat_hook.helpdesks.generic.templates import NOTE_FIELDS
 from csat_hook.helpdesks.generic.templates import REPLY_FIELDS
+from csat_hook.helpdesks.generic.templates import Expression
 from csat_hook.helpdesks.generic.templates import require_jmespath
 from csat_hook.helpdesks.generic.templates import require_one_value
 from csat_hook.helpdesks.payload import as_id
@@ -50,33 +51,33 @@ class MappingOptions(StrictModel):
     last])`` without a last name, ``to_string(team)`` without a team): see :func:`evaluate`.
     """
 
-    event: str | None = "event"
+    event: Expression | None = "event"
     close_events: list[str] = Field(default_factory=lambda: ["dialog.closed"])
     reopen_events: list[str] = Field(default_factory=lambda: ["dialog.reopened"])
-    status: str | None = None
+    status: Expression | None = None
     closed_values: list[str] = Field(default_factory=lambda: ["closed", "resolved", "solved"])
     reopened_values: list[str] = Field(default_factory=lambda: ["open", "reopened"])
-    dialog_id: str = "dialog.id"
-    agent_id: str | None = "agent.id"
-    agent_name: str | None = "agent.name"
-    agent_email: str | None = "agent.email"
-    customer_id: str | None = "customer.id"
-    customer_name: str | None = "customer.name"
-    customer_email: str | None = "customer.email"
-    team: str | None = "team"
-    channel: str | None = "channel"
-    language: str | None = "language"
-    occurrence: str | None = None
+    dialog_id: Expression = "dialog.id"
+    agent_id: Expression | None = "agent.id"
+    agent_name: Expression | None = "agent.name"
+    agent_email: Expression | None = "agent.email"
+    customer_id: Expression | None = "customer.id"
+    customer_name: Expression | None = "customer.name"
+    customer_email: Expression | None = "customer.email"
+    team: Expression | None = "team"
+    channel: Expression | None = "channel"
+    language: Expression | None = "language"
+    occurrence: Expression | None = None
     # When the dialog closed / reopened (Unix seconds or milliseconds, or ISO 8601), read as
     # the vendors' times are (payload.parse_timestamp); unset: the payload names none. With
     # both, a reopen delivered after a later close leaves that close's survey queued. The
     # reopen's own time only: never a last activity, which may precede it.
-    close_time: str | None = None
-    reopen_time: str | None = None
+    close_time: Expression | None = None
+    reopen_time: Expression | None = None
     # The helpdesk never closes a dialog twice (LiveChat's threads): a close of a dialog whose
     # survey a reopen cancelled is a retry of its first close and re-arms nothing.
     closes_once: bool = False
-    context: dict[str, str] = Field(default_factory=dict)
+    context: dict[str, Expression] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _compile(self) -> MappingOptions:

@@ -16,6 +16,7 @@ import string
 import urllib.parse
 from collections.abc import Collection
 from collections.abc import Mapping
+from typing import Annotated
 from typing import Any
 from typing import ClassVar
 from typing import Protocol
@@ -24,7 +25,9 @@ from typing import Self
 import jmespath
 import jmespath.functions
 from jmespath.exceptions import JMESPathError
+from pydantic import AfterValidator
 from pydantic import SecretStr
+from pydantic import ValidationInfo
 from pydantic import field_validator
 from pydantic import model_validator
 
@@ -412,6 +415,27 @@ def search_or_none(expression: str, data: Any) -> Any:
         return jmespath.search(expression, data, options=JMESPATH_OPTIONS)
     except JMESPathError:
         return None
+
+
+def _written(expression: str, info: ValidationInfo) -> str:
+    """``expression`` unless it is empty or blank (ValueError): what ``${VAR:-}`` gives with
+    VAR unset. Read as no expression, an empty ``event`` or ``status`` was no value, every
+    webhook answered 200 "ignored"; an empty ``dialog_id`` refused every close (400)."""
+    if expression.strip():
+        return expression
+    if info.field_name == "dialog_id":
+        instead = ""
+    elif info.field_name == "context":
+        instead = ", or leave the name out"
+    else:
+        instead = ", or null for a value the payload does not carry"
+    raise ValueError(
+        "empty (is its environment variable set?): write a JMESPath into the webhook body" + instead
+    )
+
+
+# A JMESPath into the webhook body, as a mapping key holds it (checked whole by the mapping).
+Expression = Annotated[str, AfterValidator(_written)]
 
 
 def require_jmespath(expression: str, key: str | None = None) -> None:

@@ -563,6 +563,29 @@ def test_a_status_mapping_still_filtered_by_the_default_event_is_warned_about():
 
 
 @pytest.mark.parametrize(
+    ("mapping", "key"),
+    [
+        ({"event": ""}, "mapping.event"),
+        ({"event": None, "status": ""}, "mapping.status"),
+        ({"status": "state", "event": ""}, "mapping.event"),
+        ({"dialog_id": ""}, "mapping.dialog_id"),
+        ({"agent_name": ""}, "mapping.agent_name"),
+        ({"close_time": " "}, "mapping.close_time"),
+        ({"context": {"account": ""}}, "mapping.context.account"),
+    ],
+)
+def test_an_empty_mapping_expression_is_refused_naming_its_key(mapping, key):
+    # What ${VAR:-} gives with VAR unset. Taken as "no expression", an empty event (or
+    # status) read as no value: every webhook answered 200 "ignored", no survey ever; an
+    # empty dialog_id refused every close (400), the vendor retrying, then disabling it.
+    options = {"reply": {"url": "https://d.example/d/{dialog_id}/{account}"}}
+    with pytest.raises(ConfigError) as info:
+        load_generic(mapping=mapping, **options if "context" in mapping else {})
+    message = str(info.value)
+    assert f"helpdesks.g.{key}: empty" in message, message
+
+
+@pytest.mark.parametrize(
     ("mapping", "message"),
     [
         ({"close_events": ["dialog.closed "]}, "mapping: close_events: 'dialog.closed '"),

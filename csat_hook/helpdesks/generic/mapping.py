@@ -22,9 +22,8 @@ from pydantic import model_validator
 
 from csat_hook.errors import BadPayloadError
 from csat_hook.helpdesks.generic.templates import JMESPATH_OPTIONS
-from csat_hook.helpdesks.generic.templates import NOTE_FIELDS
-from csat_hook.helpdesks.generic.templates import REPLY_FIELDS
 from csat_hook.helpdesks.generic.templates import Expression
+from csat_hook.helpdesks.generic.templates import require_context_names
 from csat_hook.helpdesks.generic.templates import require_jmespath
 from csat_hook.helpdesks.generic.templates import require_one_value
 from csat_hook.helpdesks.payload import as_id
@@ -87,9 +86,7 @@ class MappingOptions(StrictModel):
             require_jmespath(expression, key)
             require_one_value(expression, key)
         self._can_close()
-        clash = set(self.context) & (set(REPLY_FIELDS) | set(NOTE_FIELDS))
-        if clash:
-            raise ValueError(f"context: names {sorted(clash)} are reserved")
+        require_context_names(self.context)
         return self
 
     def _can_close(self) -> None:

@@ -73,6 +73,27 @@ class RequestTemplate(Protocol):
     def body(self) -> Any: ...
 
 
+# What str.format reads as more than a name in a placeholder ({a.b}, {a[0]}, {a:x}, {a!r}).
+_NOT_IN_A_NAME = re.compile(r"[.\[\]{}:!]")
+
+
+def require_context_names(names: Collection[str]) -> None:
+    """ValueError unless each of ``names`` (the mapping's context values') can be a
+    placeholder's: not one of the requests' own (:data:`REPLY_FIELDS`, :data:`NOTE_FIELDS`),
+    nor one str.format reads as more than a name: ``{a.b}`` is an attribute of ``a``,
+    ``{a[0]}`` an item, ``{0}`` (and ``{}``) a positional argument. Such a placeholder passed
+    every check at load and failed every send (KeyError, IndexError)."""
+    clash = set(names) & (set(REPLY_FIELDS) | set(NOTE_FIELDS))
+    if clash:
+        raise ValueError(f"context: names {sorted(clash)} are reserved")
+    for name in names:
+        if not name or name.isdecimal() or _NOT_IN_A_NAME.search(name):
+            raise ValueError(
+                f"context: {name!r} cannot be a placeholder's name (no '.', '[', ']', braces, "
+                "':' or '!', not digits alone): name it e.g. account_id"
+            )
+
+
 def template_fields(template: str) -> list[str]:
     """The placeholder names of a ``str.format`` template; ValueError for a malformed one
     (an unmatched brace), a format spec or a conversion (``{body:x}``, ``{body!r}``)."""

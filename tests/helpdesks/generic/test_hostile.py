@@ -547,6 +547,27 @@ def test_a_format_spec_or_conversion_in_a_request_is_refused_at_load(key, reques
     assert "!a" not in message and ":d}" not in message and ">999" not in message, message
 
 
+@pytest.mark.parametrize("name", ["account.id", "accounts[0]", "0", ""])
+def test_a_context_name_no_placeholder_can_carry_is_refused_at_load(name):
+    # str.format reads {account.id} as the attribute id of {account}, {accounts[0]} as an
+    # item, {0} as a positional argument: the placeholder passed the check and every reply
+    # failed at its send ("internal error (KeyError)").
+    with pytest.raises(ConfigError) as info:
+        load_generic(
+            mapping={"context": {name: "account.id"}},
+            reply={"url": "https://d.example/d/{dialog_id}", "body": {"a": "{" + name + "}"}},
+        )
+    message = str(info.value)
+    assert f"helpdesks.g.mapping: context: {name!r} cannot be a placeholder" in message, message
+
+
+def test_a_context_name_with_a_hyphen_or_beyond_ascii_is_taken():
+    load_generic(
+        mapping={"context": {"account-id": "account.id", "счёт": "account.id"}},
+        reply={"url": "https://d.example/d/{dialog_id}/{account-id}", "body": {"a": "{счёт}"}},
+    )
+
+
 def test_a_status_mapping_still_filtered_by_the_default_event_is_warned_about():
     # Copied from config.example.yaml with only status set: the default event filter
     # (event == dialog.closed / dialog.reopened) still applied, and a helpdesk whose

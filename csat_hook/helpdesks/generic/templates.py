@@ -73,6 +73,10 @@ class RequestTemplate(Protocol):
     def body(self) -> Any: ...
 
 
+# Headers whose value is a scheme and credentials (RFC 9110 11.6.2, 11.7.2), and the schemes
+# that, written alone, leave the credentials out.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
+_SCHEMES = frozenset({"basic", "bearer", "digest", "token", "bot", "oauth", "apikey"})
 # What str.format reads as more than a name in a placeholder ({a.b}, {a[0]}, {a:x}, {a!r}).
 _NOT_IN_A_NAME = re.compile(r"[.\[\]{}:!]")
 
@@ -128,6 +132,16 @@ def check_placeholders(key: str, request: RequestTemplate, allowed: set[str]) ->
             raise ValueError(
                 f"{key}.headers.{header}: a line break or NUL cannot be sent in a header "
                 "(nor any control character but the tab)"
+            )
+        if not value.get_secret_value().strip() or (
+            header.lower() in _CREDENTIAL_HEADERS
+            and value.get_secret_value().strip().casefold() in _SCHEMES
+        ):
+            # "Bearer ${TOKEN:-}" with TOKEN unset: every request was refused (401) and the
+            # reply failed for good, as a vendor's blank API credential (nonblank_credential).
+            raise ValueError(
+                f"{key}.headers.{header}: empty, or an authentication scheme without its "
+                "credentials (is its environment variable set?)"
             )
     used: set[str] = set()
     for where, text in texts:

@@ -568,6 +568,36 @@ def test_a_context_name_with_a_hyphen_or_beyond_ascii_is_taken():
     )
 
 
+@pytest.mark.parametrize("key", ["reply", "lookup", "note"])
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("Authorization", ""),
+        ("Authorization", "  "),
+        ("Authorization", "Bearer "),
+        ("Authorization", "bearer"),
+        ("Authorization", "Basic  "),
+        ("Proxy-Authorization", "Token "),
+        ("X-Api-Key", ""),
+    ],
+)
+def test_an_empty_request_credential_is_refused_at_load(key, header, value):
+    # "Bearer ${TOKEN:-}" with TOKEN unset: the configuration loaded and every reply was
+    # refused (401) and failed for good, as the vendors' blank API credentials were.
+    request = {"url": "https://d.example/d/{dialog_id}", "headers": {header: value}}
+    with pytest.raises(ConfigError) as info:
+        load_generic(**{key: request})
+    message = str(info.value)
+    assert f"helpdesks.g: {key}.headers.{header}: empty" in message, message
+
+
+@pytest.mark.parametrize("value", ["Token abc", "abc123", "Bearer {customer_id}", "Basic dTpw"])
+def test_a_request_credential_written_out_is_taken(value):
+    load_generic(
+        reply={"url": "https://d.example/d/{dialog_id}", "headers": {"Authorization": value}}
+    )
+
+
 def test_a_status_mapping_still_filtered_by_the_default_event_is_warned_about():
     # Copied from config.example.yaml with only status set: the default event filter
     # (event == dialog.closed / dialog.reopened) still applied, and a helpdesk whose

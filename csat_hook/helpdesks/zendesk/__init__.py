@@ -220,6 +220,14 @@ class ZendeskHelpdesk(Helpdesk):
         if unrendered(ticket.get("id")):
             return Ignored("the trigger body's placeholders were not rendered", misconfigured=True)
         status = rendered(ticket.get("status"))
+        if status is None:
+            # Zendesk always has a status, and renders a placeholder it does not know (a
+            # misspelt one) as nothing: every close of this trigger would be lost unseen.
+            return Ignored(
+                "the trigger body's ticket.status is empty or not rendered: check "
+                "{{ticket.status}} in the trigger's body",
+                misconfigured=True,
+            )
         meaning = self.options.trigger_status(status)
         if meaning == "reopened":
             return DialogReopened(

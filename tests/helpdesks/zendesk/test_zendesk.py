@@ -446,6 +446,22 @@ def test_trigger_body_sent_unrendered_is_ignored(clock):
     )
 
 
+@pytest.mark.parametrize("status", ["", "  ", "{{ticket.stauts}}", None, "missing"])
+def test_a_trigger_body_whose_status_did_not_render_is_ignored_as_misconfigured(clock, status):
+    # Zendesk renders a placeholder it does not know (a misspelt one) as nothing: with the
+    # ticket's id rendered, every close of that trigger was ignored at DEBUG, unseen.
+    payload = fixture("zendesk", "trigger_solved.json")
+    if status == "missing":
+        del payload["ticket"]["status"]
+    else:
+        payload["ticket"]["status"] = status
+    assert adapter(clock).parse(signed(payload, clock)) == Ignored(
+        "the trigger body's ticket.status is empty or not rendered: check {{ticket.status}} "
+        "in the trigger's body",
+        misconfigured=True,
+    )
+
+
 def test_trigger_with_an_unknown_status_is_ignored(clock):
     payload = fixture("zendesk", "trigger_solved.json")
     payload["ticket"]["status"] = "Gelöst"

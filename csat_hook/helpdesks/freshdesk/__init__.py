@@ -160,6 +160,14 @@ class FreshdeskHelpdesk(Helpdesk):
             )
         event = triggered_event(payload.get("triggered_event"), limit=500)
         status = rendered(ticket.get("status"))
+        if event is None and status is None:
+            # Nothing here can say a close (the id rendered, so the body is no unrendered
+            # test): every close of the rule would be lost unseen.
+            return Ignored(
+                "neither {{triggered_event}} nor {{ticket.status}} rendered in the automation "
+                "body: nothing says a close",
+                misconfigured=True,
+            )
         change = STATUS_CHANGE.search(event) if event else None
         if change:
             before, after = change.group(1), change.group(2)

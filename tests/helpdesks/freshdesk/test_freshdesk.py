@@ -313,6 +313,29 @@ def test_without_triggered_event_the_status_name_decides(clock):
     assert parse(clock, payload) == Ignored("status 'Open' is not a close")
 
 
+@pytest.mark.parametrize("status", ["", " ", "{{ticket.status}}", None, "missing"])
+@pytest.mark.parametrize("event", ["", "{{triggered_event}}", None, "missing"])
+def test_a_body_with_neither_the_event_nor_the_status_rendered_is_misconfigured(
+    clock, event, status
+):
+    # Nothing in it can say a close: every close of that rule was ignored at DEBUG, unseen
+    # (the ticket's id rendered, so it did not read as a body sent unrendered).
+    payload = fixture("freshdesk", "automation_resolved.json")
+    for key, value, where in (
+        ("triggered_event", event, payload),
+        ("status", status, payload["ticket"]),
+    ):
+        if value == "missing":
+            del where[key]
+        else:
+            where[key] = value
+    assert parse(clock, payload) == Ignored(
+        "neither {{triggered_event}} nor {{ticket.status}} rendered in the automation body: "
+        "nothing says a close",
+        misconfigured=True,
+    )
+
+
 def test_localised_status_names_can_be_configured(clock):
     payload = fixture("freshdesk", "automation_resolved.json")
     del payload["triggered_event"]

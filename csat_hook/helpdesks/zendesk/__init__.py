@@ -237,10 +237,12 @@ class ZendeskHelpdesk(Helpdesk):
             )
         if meaning != "closed":
             # The status is Zendesk's text, not the customer's: named so a translated one
-            # shows what to add to closed_statuses.
+            # shows what to add to closed_statuses. In neither list, it is a close (or a
+            # reopen) the lists do not name, lost with every other one: said at WARNING.
             return Ignored(
                 f"status {shown_name(status)!r} is not a close "
-                f"(helpdesks.{self.name}.closed_statuses)"
+                f"(helpdesks.{self.name}.closed_statuses)",
+                misconfigured=True,
             )
         ticket_id = require_id(payload, "ticket.id", "ticket id")
         assignee = ticket.get("assignee")

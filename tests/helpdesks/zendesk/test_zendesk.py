@@ -462,11 +462,23 @@ def test_a_trigger_body_whose_status_did_not_render_is_ignored_as_misconfigured(
     )
 
 
+@pytest.mark.parametrize("status", ["Gelöst", "Waiting for parts"])
+def test_a_trigger_status_in_neither_list_is_ignored_as_misconfigured(clock, status):
+    # A status in neither closed_statuses nor reopened_statuses is a close (a translated
+    # "Solved") or a reopen (a status of the account's own) the lists do not name: every
+    # one of them was ignored at DEBUG, the surveys (or their cancelling) lost unseen.
+    payload = fixture("zendesk", "trigger_solved.json")
+    payload["ticket"]["status"] = status
+    event = adapter(clock).parse(signed(payload, clock))
+    assert isinstance(event, Ignored) and event.misconfigured, event
+    assert "(helpdesks.zendesk.closed_statuses)" in event.reason, event
+
+
 def test_trigger_with_an_unknown_status_is_ignored(clock):
     payload = fixture("zendesk", "trigger_solved.json")
     payload["ticket"]["status"] = "Gelöst"
     assert adapter(clock).parse(signed(payload, clock)) == Ignored(
-        "status 'Gelöst' is not a close (helpdesks.zendesk.closed_statuses)"
+        "status 'Gelöst' is not a close (helpdesks.zendesk.closed_statuses)", misconfigured=True
     )
 
 
@@ -913,5 +925,6 @@ def test_an_ignored_reason_never_quotes_text_that_is_no_name(clock):
     payload = fixture("zendesk", "trigger_solved.json")
     payload["ticket"]["status"] = PRIVATE
     assert adapter(clock).parse(signed(payload, clock)) == Ignored(
-        "status '(not a name: 52 characters)' is not a close (helpdesks.zendesk.closed_statuses)"
+        "status '(not a name: 52 characters)' is not a close (helpdesks.zendesk.closed_statuses)",
+        misconfigured=True,
     )

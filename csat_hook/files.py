@@ -29,8 +29,14 @@ def written_out(path: str, *, example: str = "/home/app/...") -> str:
     there, or a file looked for there for ever.
 
     A ``${VAR}`` read from a file or a Kubernetes secret ends with a newline: the report was
-    written into a new folder ``var/csat-report\n`` beside the one looked in, silently."""
+    written into a new folder ``var/csat-report\n`` beside the one looked in, silently.
+
+    ValueError too when it holds a NUL, which no file system takes in a name: the error
+    came from wherever the path was first used (``embedded null byte``, naming no key; a
+    SQLite ``database.url`` so written broke ``db upgrade`` with a traceback)."""
     path = path.strip()
+    if "\x00" in path:
+        raise ValueError("holds a NUL character, which no file or folder name can hold")
     if path.startswith("~") or "$" in path:
         raise ValueError(
             f"~ and $VARIABLES are not expanded in a path: write it out ({example}), "

@@ -1585,6 +1585,35 @@ def test_a_path_nothing_would_expand_is_refused_naming_the_key(overrides, key):
     assert "are not expanded in a path" in raised.value.message
 
 
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"output": {"local": {"dir": "var/rep\x00orts"}}}, "output.local.dir"),
+        ({"results": {"csv": {"path": "var/form\x00.csv"}}}, "results.csv.path"),
+        ({"google": {"service_account_file": "sa\x00.json"}}, "google.service_account_file"),
+        ({"database": {"url": "sqlite:///var/csat\x00.sqlite3"}}, "database.url"),
+        (
+            {"helpdesks": {"g": {"kind": "generic", "capture_dir": "var/cap\x00tures"}}},
+            "helpdesks.g.capture_dir",
+        ),
+        ({"helpdesks": {"dryrun": {"output": "var/replies\x00.jsonl"}}}, "helpdesks.dryrun.output"),
+    ],
+)
+def test_a_path_with_a_nul_is_refused_naming_the_key(overrides, key):
+    # No file system takes a NUL in a name: `dir: "var/rep\0orts"` was refused as
+    # "embedded null byte" naming nothing, and such a database.url passed check-config and
+    # broke `db upgrade` with a traceback.
+    if "g" in overrides.get("helpdesks", {}):
+        overrides["helpdesks"]["g"].update(
+            {"auth": {"mode": "none"}, "reply": {"url": "https://desk.example.com/d/{dialog_id}"}}
+        )
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, env={}, overrides=overrides)
+    assert f"{key}: " in raised.value.message
+    assert "NUL" in raised.value.message
+    assert "embedded null byte" not in raised.value.message
+
+
 @pytest.mark.parametrize("written", ["012", "0x1F", "0b11", "-017", "0_12"])
 def test_an_id_written_in_another_base_is_refused_naming_the_line(tmp_path, written):
     # YAML 1.1 reads 012 as 10 and 0x1F as 31: the agent directory's id became "10", which

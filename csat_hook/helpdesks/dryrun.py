@@ -22,10 +22,12 @@ from pathlib import Path
 
 from pydantic import Field
 from pydantic import SecretStr
+from pydantic import field_validator
 
 from csat_hook.errors import DeliveryError
 from csat_hook.files import append_private_locked
 from csat_hook.files import private_dir
+from csat_hook.files import written_out
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.calls import carries_marker
 from csat_hook.helpdesks.calls import lookup_floor
@@ -50,6 +52,11 @@ class DryRunOptions(GenericOptions):
         default_factory=lambda: AuthOptions(token=SecretStr("dev-insecure-dryrun-token"))
     )
     output: str = "var/dry-run-replies.jsonl"
+
+    @field_validator("output")
+    @classmethod
+    def _a_file(cls, value: str) -> str:
+        return written_out(value)
 
 
 class DryRunHelpdesk(GenericHelpdesk):

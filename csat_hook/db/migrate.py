@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 SCRIPT_LOCATION = "csat_hook.db:migrations"
 # The newest migration's revision, checked against Alembic's scripts by a test: with the
 # database already there, a start needs no Alembic at all (see create_schema).
-HEAD_REVISION = "0029"
+HEAD_REVISION = "0030"
 # pg_advisory_xact_lock key serialising schema changes between processes starting together.
 SCHEMA_LOCK_KEY = 0x637361745F686B  # "csat_hk"
 # How long a schema change waits for SQLite's writer lock (another process's upgrade, or any

@@ -113,15 +113,24 @@ def worker(state: State, once: bool, threads: int | None) -> None:
     log_config_warnings(state.config)
     services = state.services()
     delivery = services.delivery_worker()
-    if once:
-        count = delivery.run_once(
-            limit=10_000, threads=threads or services.config.delivery.concurrency
-        )
-        click.echo(f"processed {count} replies")
-        return
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if once:
+        # Ctrl-C broke off the reply being sent (its outcome unrecorded until its lease ran
+        # out), or, with several threads, left them claiming every due reply: the replies in
+        # flight are finished and recorded, no other is claimed.
+        count = delivery.run_once(
+            limit=10_000, threads=threads or services.config.delivery.concurrency, stop=stop
+        )
+        if stop.is_set():
+            click.echo(
+                "stopped (SIGINT/SIGTERM): the replies in flight were finished, "
+                "the rest stay queued",
+                err=True,
+            )
+        click.echo(f"processed {count} replies")
+        return
     running = start_delivery(delivery, database_url=services.config.database.url, threads=threads)
     stop.wait()
     click.echo("stopping: finishing replies in flight", err=True)

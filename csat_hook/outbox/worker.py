@@ -116,9 +116,13 @@ class DeliveryWorker:
 
     # --- running ---------------------------------------------------------------------------
 
-    def run_once(self, limit: int = 100, threads: int = 1) -> int:
+    def run_once(
+        self, limit: int = 100, threads: int = 1, stop: threading.Event | None = None
+    ) -> int:
         """Deliver what is due now, up to ``limit`` replies, each of ``threads`` delivery
-        threads claiming one at a time; return how many were processed.
+        threads claiming one at a time; return how many were processed. Once ``stop`` is set
+        (``worker --once`` sets it on SIGINT/SIGTERM), no thread claims another reply: those
+        being sent are finished and recorded, the rest stay due for the next run.
 
         Runs ``before_claims`` first, then takes over gone workers' replies and runs the chores,
         as a heartbeat would (this mode has none: its claims are protected by their leases
@@ -133,7 +137,7 @@ class DeliveryWorker:
 
         def deliver() -> int:
             done = 0
-            while slots.take():
+            while not (stop is not None and stop.is_set()) and slots.take():
                 claimed, _ = self._claim(1)
                 if not claimed:
                     slots.give_back()

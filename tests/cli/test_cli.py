@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import stat
 from pathlib import Path
@@ -73,14 +74,59 @@ def test_worker_once_delivers_on_the_threads_asked_for(tmp_path, monkeypatch, gi
     asked: list[int] = []
     real = DeliveryWorker.run_once
 
-    def run_once(self: DeliveryWorker, limit: int = 100, threads: int = 1) -> int:
+    def run_once(
+        self: DeliveryWorker, limit: int = 100, threads: int = 1, stop: object = None
+    ) -> int:
         asked.append(threads)
-        return real(self, limit, threads)
+        return real(self, limit, threads, stop)  # type: ignore[arg-type]
 
     monkeypatch.setattr(DeliveryWorker, "run_once", run_once)
     ran = invoke(tmp_path, "worker", "--once", *given)
     assert ran.exit_code == 0 and "processed 1 replies" in ran.output
     assert asked == [threads]  # none given: delivery.concurrency (4), as --help says
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_worker_once_stopped_by_ctrl_c_finishes_what_it_sends_and_claims_no_more(
+    tmp_path, monkeypatch, threads
+):
+    # Ctrl-C (SIGINT) during `worker --once`: with one thread, the KeyboardInterrupt broke
+    # off the reply being sent (left "sending", its outcome unrecorded until its lease ran
+    # out); with several, the threads went on claiming every due reply, then "Aborted!".
+    import signal
+
+    import sqlalchemy as sa
+
+    from csat_hook.db.schema import outbox
+    from csat_hook.helpdesks.dryrun import DryRunHelpdesk
+
+    monkeypatch.chdir(tmp_path)
+    for dialog in ("41", "42", "43", "44", "45"):
+        queue_one(tmp_path, dialog_id=dialog)
+    real = DryRunHelpdesk.send_reply
+
+    def send_reply(self, reply):
+        os.kill(os.getpid(), signal.SIGINT)  # the operator's Ctrl-C, while a reply goes out
+        return real(self, reply)
+
+    monkeypatch.setattr(DryRunHelpdesk, "send_reply", send_reply)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        ran = invoke(tmp_path, "worker", "--once", "--threads", threads)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    with engine.connect() as conn:
+        statuses = conn.execute(sa.select(outbox.c.status)).scalars().all()
+    engine.dispose()
+    sent = statuses.count("sent")
+    assert ran.exit_code == 0, ran.output
+    assert 1 <= sent <= int(threads)
+    assert statuses.count("pending") == 5 - sent  # the rest stay queued for the next run
+    assert f"processed {sent} replies" in ran.stdout
+    assert "stopped" in ran.stderr
 
 
 def test_outbox_retry_requires_ids_or_all(tmp_path):

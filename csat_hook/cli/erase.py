@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import replace
+from types import FrameType
+from typing import Any
 
 import click
 import sqlalchemy as sa
@@ -154,31 +157,36 @@ def erase(
     is running (the erasure waits for its lock as a sync does): nothing was erased."""
     selector = _selector(email, helpdesk, customer_id, dialog_id)
     config = state.config
+    interrupts = _Interrupts()
     upgrade = command_line(state, "db upgrade")
     if not apply:
         _database_there(config.database.url, upgrade)
-    engine = make_engine(config.database.url, pool_size=1)
     try:
-        if apply:
-            create_schema(engine)
-        else:
-            _schema_current(engine, upgrade)
-        if selector.helpdesk is not None:
-            _known_helpdesk(engine, config, selector.helpdesk)
-        selector, matched = _as_stored(engine, selector)
-        with engine.connect() as conn:  # before the erasure empties the customer fields
-            traces = customer_traces(conn, selector)
-        if apply:
-            tally = _apply(engine, config, selector)
-        else:
+        engine = make_engine(config.database.url, pool_size=1)
+        try:
+            if apply:
+                create_schema(engine)
+            else:
+                _schema_current(engine, upgrade)
+            if selector.helpdesk is not None:
+                _known_helpdesk(engine, config, selector.helpdesk)
+            selector, matched = _as_stored(engine, selector)
+            with engine.connect() as conn:  # before the erasure empties the customer fields
+                traces = customer_traces(conn, selector)
+            if apply:
+                interrupts.install()
+                tally = _apply(engine, config, selector, interrupts)
+            else:
+                with engine.connect() as conn:
+                    tally = erase_rows(conn, selector, utcnow(), apply=False)
             with engine.connect() as conn:
-                tally = erase_rows(conn, selector, utcnow(), apply=False)
-        with engine.connect() as conn:
-            left = places_left(conn, config)
+                left = places_left(conn, config)
+        finally:
+            engine.dispose()
+        # The files after the database: what they hold of the customer goes once the rows do.
+        files = erase_files(config.helpdesks, traces, apply=apply)
     finally:
-        engine.dispose()
-    # The files after the database: what they hold of the customer is erased once the rows are.
-    files = erase_files(config.helpdesks, traces, apply=apply)
+        interrupts.restore()
     tally.dry_run_lines, tally.captures = files.dry_run_lines, files.captures
     if matched:
         click.echo(matched)
@@ -192,6 +200,12 @@ def erase(
             click.echo(said)
             for place in places:
                 click.echo(f"  {shown(place)}")
+    if interrupts.received:
+        click.echo(
+            f"interrupted ({interrupts.received}) once the erasure had committed: its files "
+            "were erased first, as the database was",
+            err=True,
+        )
     if apply:
         # Counts only: who was erased is not logged (the selector is customer data).
         logger.info("erasure.applied", extra=tally.counts())
@@ -295,7 +309,40 @@ def _as_stored(engine: Engine, selector: Selector) -> tuple[Selector, str | None
     return replace(selector, dialog_id=dialog), said
 
 
-def _apply(engine: Engine, config: Config, selector: Selector) -> Tally:
+class _Interrupts:
+    """SIGINT and SIGTERM during ``erase --yes``: before the transaction commits they stop the
+    command (KeyboardInterrupt: rolled back, nothing erased; a wait for the sync lock can be
+    given up); once it is committing (:meth:`hold`), they are noted and the command goes on
+    to erase the files. Stopped between the two, the dry-run file's lines and the captures
+    about the customer stayed, and no second run found them: the surveys that named their
+    dialogs no longer name the customer (erasure/store.py, ``customer_traces``)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.held = False
+        self.received: str | None = None
+        self._before: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in self.SIGNALS:
+            self._before[sig] = signal.signal(sig, self._handle)
+
+    def hold(self) -> None:
+        self.held = True
+
+    def restore(self) -> None:
+        for sig, handler in self._before.items():
+            signal.signal(sig, handler)
+        self._before.clear()
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if not self.held:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+
+def _apply(engine: Engine, config: Config, selector: Selector, interrupts: _Interrupts) -> Tally:
     """Erase under the sync lock: a sync that read no erasure record for these surveys must
     not store a comment after the erasure commits (on PostgreSQL they could overlap). The
     lease is renewed while the erasure runs and checked in its transaction, as a sync's
@@ -323,13 +370,13 @@ def _apply(engine: Engine, config: Config, selector: Selector) -> Tally:
         with lock.kept(holder):
             for attempt in range(1, DEADLOCK_ATTEMPTS):
                 try:
-                    return _erase_once(engine, selector, lock, holder, clock)
+                    return _erase_once(engine, selector, lock, holder, clock, interrupts)
                 except sa.exc.DBAPIError as exc:
                     if not _deadlock(exc):
                         raise
                     # Rolled back: nothing was erased, and the other writer went on.
                     logger.warning("erasure.deadlock-retried", extra={"attempt": attempt})
-            return _erase_once(engine, selector, lock, holder, clock)
+            return _erase_once(engine, selector, lock, holder, clock, interrupts)
     except SyncError as exc:  # the lease lost: rolled back
         click.echo(f"Nothing erased: {exc.message}; run it again.")
         sys.exit(3)
@@ -338,13 +385,20 @@ def _apply(engine: Engine, config: Config, selector: Selector) -> Tally:
 
 
 def _erase_once(
-    engine: Engine, selector: Selector, lock: SyncLock, holder: str, clock: Clock
+    engine: Engine,
+    selector: Selector,
+    lock: SyncLock,
+    holder: str,
+    clock: Clock,
+    interrupts: _Interrupts,
 ) -> Tally:
     """The erasure in one transaction: all of it, or nothing when it raises (SyncError when
-    the sync lock's lease was lost before it could commit)."""
+    the sync lock's lease was lost before it could commit). From its commit on, a signal
+    waits for the files (:class:`_Interrupts`)."""
     with engine.begin() as conn:
         tally = erase_rows(conn, selector, clock(), apply=True)
         lock.renew_in(conn, holder)
+        interrupts.hold()
         return tally
 
 

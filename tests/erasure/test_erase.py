@@ -1981,6 +1981,71 @@ def test_the_dry_run_helpdesks_lines_about_the_customer_keep_only_what_was_poste
     assert "Nothing to erase" in again.output, again.output
 
 
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_once_the_erasure_committed_waits_for_the_files(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, signum: str
+):
+    """Ctrl-C (or SIGTERM) after the transaction committed, while the files were rewritten,
+    left the dry-run file's lines about the customer whole: a second run found nothing to
+    erase (the surveys that named their dialogs no longer name the customer). The files are
+    erased first, and the command ends as it would have."""
+    import signal
+
+    from csat_hook.cli import erase as erase_cli
+
+    output = shop.tmp_path / "dry.jsonl"
+    text = "".join(json.dumps(dry_run_line(d, f"Hi Maria {d}")) + "\n" for d in ("D-1", "D-3"))
+    output.write_text(text, encoding="utf-8")
+    real = erase_cli.erase_files
+
+    def erase_files(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("apply"):
+            os.kill(os.getpid(), getattr(signal, signum))  # the operator, at the wrong moment
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(erase_cli, "erase_files", erase_files)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+    assert result.exit_code == 0, result.output
+    assert "  dry-run helpdesk lines (replies and notes in its output file): 1 " in result.output
+    assert "Hi Maria D-1" not in output.read_text(encoding="utf-8")  # D-3 is Bob's
+    assert "interrupted" in result.stderr
+    assert held(shop.dump()) == {}
+
+
+def test_ctrl_c_before_the_erasure_committed_erases_nothing(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+):
+    import signal
+
+    from csat_hook.erasure import store as erasure_store
+
+    before = shop.dump()
+    real = erasure_store.erase
+
+    def erase_rows(*args: Any, **kwargs: Any) -> Any:
+        tally = real(*args, **kwargs)
+        if kwargs.get("apply"):
+            os.kill(os.getpid(), signal.SIGINT)  # inside the transaction, before its commit
+        return tally
+
+    monkeypatch.setattr("csat_hook.cli.erase.erase_rows", erase_rows)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        result = shop.erase("--email", "maria.lopez@example.com", "--yes")
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+    assert result.exit_code == 1, result.output  # click's "Aborted!"
+    assert shop.dump() == before  # rolled back: nothing erased
+
+
 def _failing_at(path: Path, name: str, error: OSError) -> Any:
     """``os.<name>`` that raises ``error`` when its first argument (or, for ``replace``, its
     destination) is ``path`` or a temporary beside it, else does as the real one: a failure

@@ -128,6 +128,13 @@ def check_template(text: str, allowed: frozenset[str] | set[str], *, where: str)
     for _, name, spec, conversion in parsed:
         if name is None:
             continue
-        if name not in allowed or spec or conversion:
+        if name not in allowed:
             known = ", ".join("{" + n + "}" for n in sorted(allowed))
             raise ValueError(f"{where}: unknown placeholder {{{name}}}; known: {known}")
+        if spec or conversion:
+            # Said as an unknown placeholder, it read "unknown placeholder {agent_name};
+            # known: ... {agent_name} ...".
+            raise ValueError(
+                f"{where}: {{{name}}} has a format spec or conversion (after : or !): no "
+                f"format spec or conversion is allowed; write {{{name}}}"
+            )

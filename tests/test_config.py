@@ -146,6 +146,16 @@ def test_a_bad_database_url_variable_is_named_as_the_variable():
             "survey: {reply: {templates: {en: '{link} {secret}'}}}",
             r"unknown placeholder \{secret\}",
         ),
+        # A known placeholder with a format spec was said "unknown placeholder {agent_name};
+        # known: ... {agent_name} ...", which read as a contradiction.
+        (
+            "survey: {reply: {templates: {en: '{link} {agent_name:>20}'}}}",
+            r"templates: en: \{agent_name\} has a format spec or conversion .*write \{agent_name\}",
+        ),
+        (
+            "survey: {reply: {templates: {en: '{link!r}'}}}",
+            r"templates: en: \{link\} has a format spec or conversion",
+        ),
         ("survey: {form: {fields: {agent_name: entry.1}}}", r"fields\.token is required"),
         ("survey: {form: {fields: {token: 'entry.x'}}}", r"not a Google Forms entry id"),
         (

@@ -950,6 +950,30 @@ def test_a_malformed_reference_says_where_and_quotes_nothing(tmp_path, value):
     assert "Pa55" not in info.value.message and "w0rd" not in info.value.message
 
 
+@pytest.mark.parametrize(
+    ("written", "read_as"),
+    [
+        ("null", "null (no value)"),
+        ("~", "null (no value)"),
+        ("yes", "true/false"),
+        ("2025-01-01", "a date"),
+    ],
+)
+def test_a_helpdesk_name_yaml_reads_as_another_value_says_what_it_was_read_as(
+    tmp_path, written, read_as
+):
+    # Said "helpdesks.None: the name is read as a number; quote it ('None':)": no number,
+    # and the name it suggested ("None", "True") is refused as not lower-case.
+    path = tmp_path / "c.yaml"
+    path.write_text(f"helpdesks:\n  {written}: {{kind: dryrun}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    message = info.value.message
+    assert f"the name is read as {read_as}" in message, message
+    assert "None" not in message and "True" not in message
+    assert "number" not in message
+
+
 def test_a_helpdesk_name_yaml_reads_as_a_number_is_refused(tmp_path):
     # It was kept as the int 1, so /webhooks/1 (the text "1") found no helpdesk: 404 forever.
     path = tmp_path / "c.yaml"

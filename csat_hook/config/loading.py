@@ -7,6 +7,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -349,6 +350,14 @@ def read_config_file(path: str | os.PathLike[str]) -> bytes:
 def _validate_helpdesks(raw: dict[str, Any], errors: list[str]) -> dict[str, Any]:
     validated: dict[str, Any] = {}
     for name, options in raw.items():
+        if isinstance(name, bool) or name is None or isinstance(name, date):
+            # Said as "helpdesks.None: the name is read as a number; quote it ('None':)".
+            written, kind = _read_as(name)
+            errors.append(
+                f"helpdesks.{written}: the name is read as {kind}; write it as text "
+                "(lower-case letters, digits, - or _; quoted when YAML would read it otherwise)"
+            )
+            continue
         where = f"helpdesks.{name}"
         if not isinstance(name, str):  # YAML reads 1: or 2024: as a number
             errors.append(f"{where}: the name is read as a number; quote it ('{name}':)")
@@ -385,6 +394,16 @@ def _validate_helpdesks(raw: dict[str, Any], errors: list[str]) -> dict[str, Any
     if not validated and not errors:
         errors.append("helpdesks: configure at least one helpdesk")
     return validated
+
+
+def _read_as(value: bool | date | None) -> tuple[str, str]:
+    """A key YAML read as another value than text: as the file may have written it, and
+    what it was read as."""
+    if value is None:
+        return "null", "null (no value)"
+    if isinstance(value, bool):
+        return str(value).lower(), "true/false (yes, no, on, off: YAML's booleans)"
+    return value.isoformat(), "a date"
 
 
 def _deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -121,7 +121,7 @@ def test_nothing_sensitive_is_logged(
 @responses.activate
 @pytest.mark.parametrize("example", ["crisp", "livechat"])
 def test_nothing_sensitive_is_logged_by_the_example_configurations(
-    example, captured, database_url, tmp_path, make_services, clock
+    example, captured, migrated_url, tmp_path, make_services, clock
 ):
     """The shipped Crisp and LiveChat configurations: the hook secret (LiveChat's sits in the
     body), the API credentials and the agent's e-mail stay out of the logs, through refusals,
@@ -142,7 +142,7 @@ def test_nothing_sensitive_is_logged_by_the_example_configurations(
         responses.post(LIVECHAT_ACTION + "get_chat", json=livechat_answer("get_chat"))
         responses.post(LIVECHAT_ACTION + "resume_chat", json=livechat_answer("resume_chat"))
         email = "smith@example.com"
-    services = make_services(example_config(example, secrets, database_url, tmp_path))
+    services = make_services(example_config(example, secrets, migrated_url, tmp_path))
     client = create_app(services=services).test_client()
     wrong = body.replace(secrets.get("LIVECHAT_WEBHOOK_SECRET", "-").encode(), b"guessed")
 

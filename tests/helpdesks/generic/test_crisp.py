@@ -47,8 +47,8 @@ MESSAGE_URL = f"{CRISP_CONVERSATION}/message"
 
 
 @pytest.fixture
-def crisp(database_url, tmp_path, make_services):
-    return make_services(example_config("crisp", CRISP_SECRETS, database_url, tmp_path))
+def crisp(migrated_url, tmp_path, make_services):
+    return make_services(example_config("crisp", CRISP_SECRETS, migrated_url, tmp_path))
 
 
 def post(services, body: bytes, headers: dict[str, str]):
@@ -148,12 +148,12 @@ def test_a_forged_unsigned_or_replayed_hook_is_refused_and_nothing_stored(crisp,
     assert survey_rows(crisp) == []
 
 
-def test_a_reopen_cancels_a_survey_still_waiting(database_url, tmp_path, make_services, clock):
+def test_a_reopen_cancels_a_survey_still_waiting(migrated_url, tmp_path, make_services, clock):
     services = make_services(
         example_config(
             "crisp",
             CRISP_SECRETS,
-            database_url,
+            migrated_url,
             tmp_path,
             policy={"send_delay_seconds": 3600},
         )
@@ -180,7 +180,7 @@ def _state(state: str, timestamp: int) -> bytes:
 
 @pytest.mark.parametrize("policy", [{}, {"per_dialog": "every_close", "reclose_grace_seconds": 0}])
 def test_the_hooks_own_times_order_closes_retries_and_reopens(
-    database_url, tmp_path, make_services, clock, policy
+    migrated_url, tmp_path, make_services, clock, policy
 ):
     """The example maps Crisp's ``timestamp`` (when the state changed, the same on Crisp's
     retries) as the close's and the reopen's time. Without them, a retry of a close delivered
@@ -191,7 +191,7 @@ def test_the_hooks_own_times_order_closes_retries_and_reopens(
         example_config(
             "crisp",
             CRISP_SECRETS,
-            database_url,
+            migrated_url,
             tmp_path,
             policy={"send_delay_seconds": 3600, **policy},
         )
@@ -334,7 +334,7 @@ def test_a_reply_that_timed_out_is_found_and_not_posted_again(crisp, clock):
 
 @responses.activate
 def test_the_answer_is_credited_to_the_operator_the_look_up_found(
-    database_url, tmp_path, make_services, clock
+    migrated_url, tmp_path, make_services, clock
 ):
     """The close named no operator, so the survey's reference names none either; the operator
     found when the reply went out is recorded on the survey, and the sync credits the answer
@@ -343,7 +343,7 @@ def test_the_answer_is_credited_to_the_operator_the_look_up_found(
     config = example_config(
         "crisp",
         CRISP_SECRETS,
-        database_url,
+        migrated_url,
         tmp_path,
         results={"source": "csv", "csv": {"path": str(export)}},
         output={"local": {"enabled": False}},

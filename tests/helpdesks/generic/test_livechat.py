@@ -40,18 +40,18 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
-def livechat(database_url, tmp_path, make_services):
-    return make_services(example_config("livechat", LIVECHAT_SECRETS, database_url, tmp_path))
+def livechat(migrated_url, tmp_path, make_services):
+    return make_services(example_config("livechat", LIVECHAT_SECRETS, migrated_url, tmp_path))
 
 
 @pytest.fixture
-def delayed(database_url, tmp_path, make_services):
+def delayed(migrated_url, tmp_path, make_services):
     """The example with an hour's send delay: a survey still waits when the customer is back."""
     return make_services(
         example_config(
             "livechat",
             LIVECHAT_SECRETS,
-            database_url,
+            migrated_url,
             tmp_path,
             policy={"send_delay_seconds": 3600},
         )

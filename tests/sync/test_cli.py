@@ -155,8 +155,8 @@ def test_human_output_and_dry_run_store_nothing(tmp_path, database_url):
     engine.dispose()
 
 
-def test_a_missing_results_file_is_a_config_error_naming_the_key(tmp_path, database_url):
-    result = invoke(write_config(tmp_path, database_url), "--json")
+def test_a_missing_results_file_is_a_config_error_naming_the_key(tmp_path, migrated_url):
+    result = invoke(write_config(tmp_path, migrated_url), "--json")
     assert result.exit_code == 2
     summary = json.loads(result.stdout)
     assert summary["status"] == "config_error"
@@ -164,7 +164,7 @@ def test_a_missing_results_file_is_a_config_error_naming_the_key(tmp_path, datab
 
 
 def test_an_output_folder_that_cannot_be_written_names_the_key_and_the_answers_stay(
-    tmp_path, database_url
+    tmp_path, migrated_url
 ):
     """A path under a file (or a read-only mount, no permission) is the configuration's to fix:
     exit 2 naming output.local.dir and the system's reason, not "internal error". The answers
@@ -172,7 +172,7 @@ def test_an_output_folder_that_cannot_be_written_names_the_key_and_the_answers_s
     shutil.copy(ROOT / "examples" / "sample_responses.csv", tmp_path / "responses.csv")
     (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
     blocked = str(tmp_path / "a-file" / "out")
-    config = write_config(tmp_path, database_url, output={"local": {"dir": blocked}})
+    config = write_config(tmp_path, migrated_url, output={"local": {"dir": blocked}})
 
     result = invoke(config, "--json")
 
@@ -183,13 +183,13 @@ def test_an_output_folder_that_cannot_be_written_names_the_key_and_the_answers_s
         f"output.local.dir: cannot write the report in {blocked!r}: Not a directory"
     )
     assert summary["new"] == 36
-    fixed = invoke(write_config(tmp_path, database_url), "--json")
+    fixed = invoke(write_config(tmp_path, migrated_url), "--json")
     assert json.loads(fixed.stdout)["status"] == "ok", fixed.output
     assert (tmp_path / "out" / "summary.csv").exists()
 
 
-def test_an_invalid_config_exits_2(tmp_path, database_url):
-    config = write_config(tmp_path, database_url, results={"source": "gsheets"})
+def test_an_invalid_config_exits_2(tmp_path, migrated_url):
+    config = write_config(tmp_path, migrated_url, results={"source": "gsheets"})
     result = invoke(config)
     assert result.exit_code == 2
     assert "results: gsheets.spreadsheet_id is required" in result.output
@@ -226,14 +226,14 @@ def test_a_google_failure_exits_1_with_the_status(kit, tmp_path):
     assert summary["requests"]["token"] == 1 and summary["requests"]["sheets_read"] == 1
 
 
-def test_a_held_lock_exits_3(tmp_path, database_url, caplog):
+def test_a_held_lock_exits_3(tmp_path, migrated_url, caplog):
     shutil.copy(ROOT / "examples" / "sample_responses.csv", tmp_path / "responses.csv")
-    engine = make_engine(database_url)
+    engine = make_engine(migrated_url)
     create_schema(engine)
     now = datetime.now(UTC)
     with engine.begin() as conn:
         assert sync_lock.acquire_lock(conn, "sync", "someone-else", now, now + timedelta(minutes=5))
-    result = invoke(write_config(tmp_path, database_url), "--json")
+    result = invoke(write_config(tmp_path, migrated_url), "--json")
     assert result.exit_code == 3
     assert json.loads(result.stdout)["status"] == "locked"
     # Expected under cron (two runs overlapping): said as a warning that nothing was done,
@@ -264,7 +264,7 @@ def _sample_with_zone(tmp_path: Path, zone: str) -> None:
 
 
 def test_skipped_and_unverified_rows_past_the_listed_ones_are_counted_in_the_output(
-    tmp_path, database_url
+    tmp_path, migrated_url
 ):
     # 125 rows skipped: the output listed 50 and said nothing of the other 75.
     sample = (ROOT / "examples" / "sample_responses.csv").read_text(encoding="utf-8")
@@ -274,7 +274,7 @@ def test_skipped_and_unverified_rows_past_the_listed_ones_are_counted_in_the_out
     forged = [f"{first[: first.rindex('.')]}.AAAAAAAAAAAAAAAA" for _ in range(53)]
     forged = [line.replace("T-1000", f"T-{9000 + i}") for i, line in enumerate(forged)]
     (tmp_path / "responses.csv").write_text("\n".join([header, *bad, *forged]) + "\n", "utf-8")
-    result = invoke(write_config(tmp_path, database_url))
+    result = invoke(write_config(tmp_path, migrated_url))
     assert result.exit_code in (0, 4), result.output
     assert result.stdout.count("  skipped row ") == 50
     assert "  ... and 5 more skipped rows (the first 50 are listed" in result.stdout
@@ -283,10 +283,10 @@ def test_skipped_and_unverified_rows_past_the_listed_ones_are_counted_in_the_out
 
 
 def test_a_large_share_skipped_exits_4_and_the_rows_are_read_once_the_config_is_fixed(
-    tmp_path, database_url, caplog
+    tmp_path, migrated_url, caplog
 ):
     _sample_with_zone(tmp_path, "XYZT")
-    config = write_config(tmp_path, database_url)
+    config = write_config(tmp_path, migrated_url)
     result = invoke(config)
 
     assert result.exit_code == 4, result.output
@@ -306,7 +306,7 @@ def test_a_large_share_skipped_exits_4_and_the_rows_are_read_once_the_config_is_
     # The operator names the zone: every skipped row is read and credited, none is lost.
     fixed = write_config(
         tmp_path,
-        database_url,
+        migrated_url,
         results={
             "source": "csv",
             "csv": {
@@ -333,31 +333,31 @@ def test_a_large_share_skipped_exits_4_and_the_rows_are_read_once_the_config_is_
     ).read_bytes()
 
 
-def test_one_bad_row_among_few_is_a_warning_not_a_failure(tmp_path, database_url):
+def test_one_bad_row_among_few_is_a_warning_not_a_failure(tmp_path, migrated_url):
     shutil.copy(ROOT / "examples" / "sample_responses.csv", tmp_path / "responses.csv")
     lines = (tmp_path / "responses.csv").read_text(encoding="utf-8").splitlines()
     (tmp_path / "responses.csv").write_text(
         "\n".join([lines[0], lines[1], lines[2].replace("GMT+3", "XYZT")]) + "\n",
         encoding="utf-8",
     )
-    result = invoke(write_config(tmp_path, database_url), "--json")
+    result = invoke(write_config(tmp_path, migrated_url), "--json")
     summary = json.loads(result.stdout)
     assert result.exit_code == 0 and summary["status"] == "ok"  # 1 of 2: below min_skipped_rows
     assert summary["skipped"] == {"unknown_tz_abbreviation": 1}
 
 
-def test_a_missing_column_title_is_a_config_error_exit_2(tmp_path, database_url):
+def test_a_missing_column_title_is_a_config_error_exit_2(tmp_path, migrated_url):
     (tmp_path / "responses.csv").write_text(
         "Timestamp,Score,Reference\n2026/11/02 12:42:00 PM GMT+3,5,x\n", encoding="utf-8"
     )
-    result = invoke(write_config(tmp_path, database_url))
+    result = invoke(write_config(tmp_path, migrated_url))
     assert result.exit_code == 2
     assert "sync config_error: results.columns.rating: no column" in result.stderr
     assert "(headers found: 'Timestamp', 'Score', 'Reference')" in result.stderr
 
 
 def test_an_export_without_its_header_row_is_refused_without_quoting_the_answer(
-    tmp_path, database_url, caplog
+    tmp_path, migrated_url, caplog
 ):
     # The first answer is read as the header row: its cells (a comment, a signed reference)
     # were listed as "headers found" in the run's output and its ERROR log line.
@@ -367,7 +367,7 @@ def test_an_export_without_its_header_row_is_refused_without_quoting_the_answer(
     (tmp_path / "responses.csv").write_text(
         "\n".join(sample.splitlines()[1:]) + "\n", encoding="utf-8"
     )
-    result = invoke(write_config(tmp_path, database_url))
+    result = invoke(write_config(tmp_path, migrated_url))
     assert result.exit_code == 2
     assert "results.csv.path (responses.csv)" in result.stderr
     assert "looks like an answer, not column titles" in result.stderr
@@ -387,7 +387,7 @@ def test_an_export_without_its_header_row_is_refused_without_quoting_the_answer(
     ids=["blank-time", "configured-layout", "unread-time"],
 )
 def test_a_first_answer_read_as_the_header_row_is_never_quoted(
-    tmp_path, database_url, caplog, stamp, rating, with_reference, formats
+    tmp_path, migrated_url, caplog, stamp, rating, with_reference, formats
 ):
     # The first answer was taken for an answer only by a date-time in a built-in layout: a
     # blank submission time, one in results.csv.timestamp_formats, or one no layout reads
@@ -405,7 +405,7 @@ def test_a_first_answer_read_as_the_header_row_is_never_quoted(
     (tmp_path / "responses.csv").write_text(buffer.getvalue(), encoding="utf-8")
     csv_section = {"path": str(tmp_path / "responses.csv"), "timestamp_formats": formats}
     result = invoke(
-        write_config(tmp_path, database_url, results={"source": "csv", "csv": csv_section})
+        write_config(tmp_path, migrated_url, results={"source": "csv", "csv": csv_section})
     )
     assert result.exit_code == 2, result.output
     assert "looks like an answer, not column titles" in result.stderr, result.stderr
@@ -419,11 +419,11 @@ def test_the_exit_codes_are_documented():
     assert "4 data_error" in result.output and "results.max_skipped_share" in result.output
 
 
-def test_no_export_yet_is_said_once_calmly_while_serve_waits(tmp_path, database_url, caplog):
+def test_no_export_yet_is_said_once_calmly_while_serve_waits(tmp_path, migrated_url, caplog):
     """``serve`` runs ``sync --periodic --keep-waiting``: before the first download there is
     nothing to read; that is said once at INFO, not every interval, and nothing is printed."""
     caplog.set_level(logging.DEBUG, logger="csat_hook.sync.runner")
-    config = load_config(str(write_config(tmp_path, database_url)), env={})
+    config = load_config(str(write_config(tmp_path, migrated_url)), env={})
     engine = make_sync_engine(config)
     runner = SyncRunner(config, engine, waits_for_export=True)
     runs: list[str] = []
@@ -474,18 +474,18 @@ def test_no_export_yet_is_said_once_calmly_while_serve_waits(tmp_path, database_
     assert said == [("INFO", "sync.done"), ("INFO", "sync.waiting"), ("DEBUG", "sync.waiting")]
 
 
-def test_by_hand_a_missing_export_still_exits_2_with_the_message(tmp_path, database_url):
-    result = invoke(write_config(tmp_path, database_url))
+def test_by_hand_a_missing_export_still_exits_2_with_the_message(tmp_path, migrated_url):
+    result = invoke(write_config(tmp_path, migrated_url))
     assert result.exit_code == 2
     assert "results.csv.path: " in result.stderr and "does not exist" in result.stderr
 
 
-def test_a_run_that_will_not_wait_does_not_say_it_waits(tmp_path, database_url, caplog):
+def test_a_run_that_will_not_wait_does_not_say_it_waits(tmp_path, migrated_url, caplog):
     """By hand, and in a Procfile ``clock:`` process (``sync --periodic`` without serve's
     ``--keep-waiting``), a missing export ends the command with exit 2: its log says so as the
     config error it is, never "waiting for it"."""
     caplog.set_level(logging.DEBUG, logger="csat_hook.sync.runner")
-    config = write_config(tmp_path, database_url)
+    config = write_config(tmp_path, migrated_url)
     for args in ([], ["--periodic", "--interval", "1"]):
         caplog.clear()
         result = invoke(config, *args)
@@ -496,7 +496,7 @@ def test_a_run_that_will_not_wait_does_not_say_it_waits(tmp_path, database_url, 
 
 
 @pytest.mark.parametrize("as_json", [False, True])
-def test_a_periodic_run_never_prints_the_example_cell_into_the_log(tmp_path, database_url, as_json):
+def test_a_periodic_run_never_prints_the_example_cell_into_the_log(tmp_path, migrated_url, as_json):
     # `serve`'s sync and the Procfile's `clock:` print each run's summary into the process's
     # output, which is the platform's log: a data_error's example cell (a rating the
     # customer typed, their e-mail in it) went into the logs at every interval.
@@ -505,7 +505,7 @@ def test_a_periodic_run_never_prints_the_example_cell_into_the_log(tmp_path, dat
     typed = [r.replace(",4,", ",call maria@example.com back,", 1) for r in rows[1:] if ",4," in r]
     assert len(typed) >= 3
     (tmp_path / "responses.csv").write_text("\n".join([rows[0], *typed]) + "\n", "utf-8")
-    config = load_config(str(write_config(tmp_path, database_url)), env={})
+    config = load_config(str(write_config(tmp_path, migrated_url)), env={})
     engine = make_sync_engine(config)
     runner = SyncRunner(config, engine)
     statuses: list[str] = []
@@ -602,7 +602,7 @@ def test_a_wall_clock_set_back_during_a_periodic_run_does_not_skip_runs(monkeypa
 
 
 def test_a_periodic_sync_started_while_the_database_is_down_waits_for_it(
-    tmp_path, database_url, monkeypatch
+    tmp_path, migrated_url, monkeypatch
 ):
     """A `clock:` process (or serve's sync child, which serve never restarts) started while
     the database was unreachable exited 1 at once: no sync until someone restarted it. It
@@ -622,7 +622,7 @@ def test_a_periodic_sync_started_while_the_database_is_down_waits_for_it(
     monkeypatch.setattr(sync_cli, "make_sync_engine", down_once)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        result = invoke(write_config(tmp_path, database_url), "--periodic", "--interval", "1")
+        result = invoke(write_config(tmp_path, migrated_url), "--periodic", "--interval", "1")
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -631,7 +631,7 @@ def test_a_periodic_sync_started_while_the_database_is_down_waits_for_it(
     assert result.exit_code == 2 and "does not exist" in result.stderr
 
 
-def test_a_single_sync_with_the_database_down_still_exits_1(tmp_path, database_url, monkeypatch):
+def test_a_single_sync_with_the_database_down_still_exits_1(tmp_path, migrated_url, monkeypatch):
     import sqlalchemy as sa
 
     from csat_hook.cli import sync as sync_cli
@@ -640,18 +640,18 @@ def test_a_single_sync_with_the_database_down_still_exits_1(tmp_path, database_u
         raise sa.exc.OperationalError(None, None, Exception("connection refused"))
 
     monkeypatch.setattr(sync_cli, "make_sync_engine", down)
-    result = invoke(write_config(tmp_path, database_url))
+    result = invoke(write_config(tmp_path, migrated_url))
     assert result.exit_code == 1 and "cannot connect to the database" in result.stderr
 
 
 def test_a_periodic_run_tells_to_rerun_with_the_config_it_was_given(
-    tmp_path, database_url, monkeypatch
+    tmp_path, migrated_url, monkeypatch
 ):
     # serve's sync (`csat-hook -c prod.yaml serve`) said "run `csat-hook sync` by hand to see
     # an example cell": run as told, that read the built-in defaults, another database.
     from csat_hook.cli import sync as sync_cli
 
-    config = write_config(tmp_path, database_url)
+    config = write_config(tmp_path, migrated_url)
     given = {}
 
     def loop(runner, config, **kwargs):

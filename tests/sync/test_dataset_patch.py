@@ -190,8 +190,8 @@ def _patch(
 
 
 @pytest.fixture
-def engine(database_url: str) -> Any:
-    engine = make_engine(database_url)
+def engine(migrated_url: str) -> Any:
+    engine = make_engine(migrated_url)
     create_schema(engine)
     yield engine
     engine.dispose()

@@ -69,10 +69,10 @@ def _answer(i: int, at: datetime, **other: object) -> dict[str, object]:
     }
 
 
-def test_cohort_microseconds_equal_python_on_both_write_paths(database_url):
+def test_cohort_microseconds_equal_python_on_both_write_paths(migrated_url):
     """Rows written one by one through SQLAlchemy and in bulk read back as the same integer
     as the datetime's own arithmetic, and as its ``timestamp()`` once divided."""
-    engine = make_engine(database_url)
+    engine = make_engine(migrated_url)
     create_schema(engine)
     moments = _moments()
     rows = [
@@ -127,12 +127,12 @@ def test_sqlite_text_in_another_form_is_read_to_the_millisecond(tmp_path):
         assert facts[f"t{i}"] == _independent(moment)
 
 
-def test_streamed_rows_equal_the_whole_read_across_partitions(database_url):
+def test_streamed_rows_equal_the_whole_read_across_partitions(migrated_url):
     """``bulk_iter`` (the report's streamed read) gives the rows ``bulk_select`` gives, in
     partitions of any size, datetimes converted; the connection is usable afterwards."""
     from csat_hook.db.schema import answers
 
-    engine = make_engine(database_url)
+    engine = make_engine(migrated_url)
     create_schema(engine)
     moments = _moments()[:23]
     with engine.begin() as conn:
@@ -191,7 +191,7 @@ def check_streamed(engine: sa.Engine, statement: sa.Select) -> None:
 
 
 def test_look_ups_find_every_value_in_any_chunking_and_are_never_prepared(
-    database_url, monkeypatch
+    migrated_url, monkeypatch
 ):
     """``survey_facts_by_token`` and ``answers_among`` (a sync's look-ups, a part at a time):
     every value found however the values are split into statements (IN lists on SQLite, one
@@ -202,7 +202,7 @@ def test_look_ups_find_every_value_in_any_chunking_and_are_never_prepared(
 
     monkeypatch.setattr(bulk, "ARRAY_CHUNK", 3)
     monkeypatch.setattr(bulk, "IN_CHUNK", 3)
-    engine = make_engine(database_url)
+    engine = make_engine(migrated_url)
     create_schema(engine)
     at = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
     with engine.begin() as conn:
@@ -259,7 +259,7 @@ def test_look_ups_find_every_value_in_any_chunking_and_are_never_prepared(
         engine.dispose()
 
 
-def test_other_look_ups_in_any_chunking_and_never_prepared(database_url, monkeypatch):
+def test_other_look_ups_in_any_chunking_and_never_prepared(migrated_url, monkeypatch):
     """The sync's other batched look-ups and deletes (processed identities, the answers
     archived or compared on a tie, skipped rows read again, stale row digests) go through the
     same chunks as the part look-ups: every value found or removed however the values are
@@ -275,7 +275,7 @@ def test_other_look_ups_in_any_chunking_and_never_prepared(database_url, monkeyp
 
     monkeypatch.setattr(bulk, "ARRAY_CHUNK", 3)
     monkeypatch.setattr(bulk, "IN_CHUNK", 3)
-    engine = make_engine(database_url)
+    engine = make_engine(migrated_url)
     create_schema(engine)
     at = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
     with engine.begin() as conn:

@@ -156,13 +156,13 @@ def test_a_digest_whose_answer_went_is_forgotten_and_written_again(kit, parsed):
 
 
 def test_row_digests_are_inserted_in_chunks_once_each_and_a_stored_one_keeps_its_identity(
-    database_url,
+    migrated_url,
 ):
     from csat_hook.db.engine import make_engine
     from csat_hook.db.migrate import create_schema
     from csat_hook.sync.cache import insert_row_digests
 
-    engine = make_engine(database_url)
+    engine = make_engine(migrated_url)
     create_schema(engine)
     # 999 read twice, in different chunks; "d1" twice in one chunk (one statement).
     pairs = [(f"d{n % 12_001}", f"i{n % 12_001}") for n in range(13_000)]

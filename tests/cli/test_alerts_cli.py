@@ -36,6 +36,10 @@ SMTP_PASSWORD = "smtp-password-never-shown"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"webhook-secret-never-shown-32by").decode()
 COMMENT = "Customer secret comment: my card is 4111 1111 1111 1111"
 
+# The configuration's database (write_config) at the current schema before each command:
+# what these tests check is not the first start's migrations.
+pytestmark = pytest.mark.usefixtures("cli_database")
+
 
 @pytest.fixture
 def fake() -> Any:

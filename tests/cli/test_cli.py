@@ -50,6 +50,7 @@ def test_init_db_creates_the_schema(tmp_path):
     assert (tmp_path / "cli.sqlite3").exists()
 
 
+@pytest.mark.usefixtures("cli_database")
 def test_outbox_lists_and_worker_once_delivers(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     queue_one(tmp_path)
@@ -64,6 +65,7 @@ def test_outbox_lists_and_worker_once_delivers(tmp_path, monkeypatch):
     assert data["counts"]["sent"] == 1 and data["replies"][0]["status"] == "sent"
 
 
+@pytest.mark.usefixtures("cli_database")
 @pytest.mark.parametrize(("given", "threads"), [([], 4), (["--threads", "2"], 2)])
 def test_worker_once_delivers_on_the_threads_asked_for(tmp_path, monkeypatch, given, threads):
     # --threads was taken, shown in --help, and ignored by --once: one reply at a time.
@@ -135,21 +137,22 @@ def test_outbox_retry_requires_ids_or_all(tmp_path):
 
 
 def test_outbox_retry_with_ids_and_all_failed_is_refused_and_requeues_nothing(
-    tmp_path, database_url, disposed
+    tmp_path, migrated_url, disposed
 ):
     # Both given, --all-failed was dropped without a word: "requeued 0 replies" while
     # failed ones stayed failed.
-    failed, pending = failed_and_pending(tmp_path, database_url)
+    failed, pending = failed_and_pending(tmp_path, migrated_url)
 
     result = invoke(
-        tmp_path, "outbox", "retry", str(pending), "--all-failed", DATABASE_URL=database_url
+        tmp_path, "outbox", "retry", str(pending), "--all-failed", DATABASE_URL=migrated_url
     )
 
     assert result.exit_code == 2, result.output
     assert "give reply ids or --all-failed, not both" in result.output
-    assert statuses(database_url) == {failed: "failed", pending: "pending"}
+    assert statuses(migrated_url) == {failed: "failed", pending: "pending"}
 
 
+@pytest.mark.usefixtures("cli_database")
 def test_outbox_retry_requeues_failed_replies(tmp_path):
     queue_one(tmp_path)
     import sqlalchemy as sa
@@ -165,6 +168,7 @@ def test_outbox_retry_requeues_failed_replies(tmp_path):
     assert "pending=1" in invoke(tmp_path, "outbox").output
 
 
+@pytest.mark.usefixtures("cli_database")
 def test_outbox_retry_says_what_it_requeued_alert_deliveries_included(tmp_path):
     # An alert delivery requeued was said to be a reply ("requeued 2 replies").
     import sqlalchemy as sa
@@ -235,13 +239,13 @@ def statuses(database_url):
     return dict(rows)
 
 
-def test_outbox_retry_names_the_ids_it_did_not_requeue_and_why(tmp_path, database_url, disposed):
-    failed, pending = failed_and_pending(tmp_path, database_url)
+def test_outbox_retry_names_the_ids_it_did_not_requeue_and_why(tmp_path, migrated_url, disposed):
+    failed, pending = failed_and_pending(tmp_path, migrated_url)
 
     result = invoke(
         tmp_path,
         *("outbox", "retry", str(failed), str(pending), "999", "999"),
-        DATABASE_URL=database_url,
+        DATABASE_URL=migrated_url,
     )
 
     assert result.exit_code == 0, result.output
@@ -249,16 +253,16 @@ def test_outbox_retry_names_the_ids_it_did_not_requeue_and_why(tmp_path, databas
         "requeued 1 reply",
         f"skipped 2: #{pending} pending, not failed; #999 not found",
     ]
-    assert statuses(database_url) == {failed: "pending", pending: "pending"}
-    everything = invoke(tmp_path, "outbox", "retry", "--all-failed", DATABASE_URL=database_url)
+    assert statuses(migrated_url) == {failed: "pending", pending: "pending"}
+    everything = invoke(tmp_path, "outbox", "retry", "--all-failed", DATABASE_URL=migrated_url)
     assert everything.output == "requeued nothing\n"  # nothing named, nothing skipped
     # None of the ids named requeued: refused with the reason, as `alerts handle 999` is (it
     # said "requeued nothing" and exited 0, so a script went on as if it had worked).
-    only_skipped = invoke(tmp_path, "outbox", "retry", "999", DATABASE_URL=database_url)
+    only_skipped = invoke(tmp_path, "outbox", "retry", "999", DATABASE_URL=migrated_url)
     assert only_skipped.exit_code == 2, only_skipped.output
     assert "Error: nothing requeued: #999 not found" in only_skipped.output
     assert "requeued nothing" not in only_skipped.output
-    not_failed = invoke(tmp_path, "outbox", "retry", str(pending), "998", DATABASE_URL=database_url)
+    not_failed = invoke(tmp_path, "outbox", "retry", str(pending), "998", DATABASE_URL=migrated_url)
     assert not_failed.exit_code == 2, not_failed.output
     assert (
         f"Error: nothing requeued: #{pending} pending, not failed; #998 not found"
@@ -326,7 +330,7 @@ def test_outbox_retry_all_failed_requeues_more_replies_than_a_statement_takes_pa
 
 
 def test_outbox_retry_reports_the_statuses_it_acted_on_while_rows_change(
-    tmp_path, database_url, disposed
+    tmp_path, migrated_url, disposed
 ):
     # A named row that moved between the requeue and a later read of the skipped ids' statuses
     # was reported as "#2 failed, not failed". Now one locked read decides and reports: another
@@ -335,10 +339,10 @@ def test_outbox_retry_reports_the_statuses_it_acted_on_while_rows_change(
 
     from csat_hook.db.schema import outbox
 
-    if not database_url.startswith("postgresql"):
+    if not migrated_url.startswith("postgresql"):
         pytest.skip("SQLite has one writer: no other transaction writes during the retry")
-    failed, pending = failed_and_pending(tmp_path, database_url)
-    other = sa.create_engine(database_url)
+    failed, pending = failed_and_pending(tmp_path, migrated_url)
+    other = sa.create_engine(migrated_url)
     interfered: list[str] = []
 
     def fail_the_pending_one(_conn, _cursor, statement, *_args):
@@ -358,7 +362,7 @@ def test_outbox_retry_reports_the_statuses_it_acted_on_while_rows_change(
     sa.event.listen(sa.engine.Engine, "after_cursor_execute", fail_the_pending_one)
     try:
         result = invoke(
-            tmp_path, "outbox", "retry", str(failed), str(pending), DATABASE_URL=database_url
+            tmp_path, "outbox", "retry", str(failed), str(pending), DATABASE_URL=migrated_url
         )
     finally:
         sa.event.remove(sa.engine.Engine, "after_cursor_execute", fail_the_pending_one)
@@ -370,7 +374,7 @@ def test_outbox_retry_reports_the_statuses_it_acted_on_while_rows_change(
         f"skipped 1: #{pending} pending, not failed",
     ]
     assert interfered == ["tried", "waited for the retry"]
-    assert statuses(database_url) == {failed: "pending", pending: "pending"}
+    assert statuses(migrated_url) == {failed: "pending", pending: "pending"}
 
 
 def test_verify_token_reports_valid_and_forged(tmp_path):
@@ -382,6 +386,7 @@ def test_verify_token_reports_valid_and_forged(tmp_path):
     assert forged.exit_code == 1 and "invalid" in forged.output
 
 
+@pytest.mark.usefixtures("cli_database")
 def test_outbox_shows_an_unknown_outcome_and_how_it_was_settled(tmp_path, monkeypatch):
     import sqlalchemy as sa
 
@@ -553,6 +558,7 @@ def test_a_long_running_command_refuses_a_count_or_interval_that_makes_no_sense(
         param.type.convert(value, param, ctx)
 
 
+@pytest.mark.usefixtures("cli_database")
 def test_the_outbox_listing_prints_control_characters_escaped(tmp_path, monkeypatch):
     # An agent's display name and a dialog id come from the helpdesk: a line break forged a
     # second listing line, an ESC drove the operator's terminal (OSC 0 sets its title).
@@ -579,6 +585,7 @@ def test_the_outbox_listing_prints_control_characters_escaped(tmp_path, monkeypa
 UNPRINTABLE = "\u2028\x85\x9b2J\u202e\u2066\x7f"
 
 
+@pytest.mark.usefixtures("cli_database")
 def test_json_outputs_escape_every_unprintable_character(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     queue_one(tmp_path, dialog_id=f"D-{UNPRINTABLE}", agent_name=f"Анна {UNPRINTABLE}")

@@ -28,6 +28,7 @@ import yaml
 
 from csat_hook import tokens
 from csat_hook.webserver.pending import MAX_BUFFERED_TOTAL
+from tests import schema_template
 from tests.clicks.conftest import survey_section
 from tests.cluster import LocalCluster
 from tests.cluster import free_port
@@ -172,8 +173,15 @@ def _wait_healthy(url: str) -> None:
 
 
 @pytest.fixture
-def start(tmp_path: Path, fake_helpdesk: Any) -> Iterator[Any]:
+def start(
+    tmp_path: Path, fake_helpdesk: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     started: list[Any] = []
+    # The database at the current schema, copied from this process's template: each server
+    # migrated an empty file as it started, which none of these tests is about
+    # (tests/webserver/test_boot.py starts on empty, behind and newer databases).
+    database = tmp_path / "web.sqlite3"
+    schema_template.sqlite_copy(tmp_path_factory.getbasetemp(), f"sqlite:///{database}")
 
     def run(
         kind: str,

@@ -98,23 +98,6 @@ class FenceClosedError(ConnectionError):
     (marked :func:`raised_unsent`)."""
 
 
-def fence_closed(exc: BaseException | None) -> bool:
-    """Whether ``exc`` is, or wraps, a :class:`FenceClosedError` (the chain requests and
-    urllib3 build: reasons, causes, contexts, arguments)."""
-    seen: set[int] = set()
-    pending = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, FenceClosedError):
-            return True
-        linked = [getattr(current, "reason", None), current.__cause__, current.__context__]
-        pending.extend(item for item in [*linked, *current.args] if isinstance(item, BaseException))
-    return False
-
-
 def _timeouts(timeout: Any) -> tuple[float, float] | None:
     """A ``requests`` timeout as (connect, read) seconds (one number is both, as requests
     reads it); None when either is unbounded or unknown."""

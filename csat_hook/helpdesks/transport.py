@@ -70,7 +70,6 @@ from csat_hook import __version__
 from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.deadline import FenceClosedError
 from csat_hook.helpdesks.deadline import SendTimeoutError
-from csat_hook.helpdesks.deadline import fence_closed
 from csat_hook.helpdesks.deadline import guarding
 from csat_hook.helpdesks.deadline import raised_unsent
 from csat_hook.helpdesks.http_session import LeanSession
@@ -346,7 +345,7 @@ class HttpClient:
         except FenceClosedError as exc:  # urllib3 wraps it (below); not if that changes
             raise _closed(where) from exc
         except requests.RequestException as exc:
-            if fence_closed(exc):
+            if any(isinstance(item, FenceClosedError) for item in _chain(exc)):
                 raise _closed(where) from exc
             raise _classify(where, exc) from exc
         if 200 <= response.status_code < 300:

@@ -115,7 +115,6 @@ class SyncRunner(ReportStep, OutputsStep):
         sleep: Callable[[float], None] = time.sleep,
         google_sleep: Callable[[float], None] = time.sleep,
         waits_for_export: bool = False,
-        database_time: bool | None = None,
     ) -> None:
         self.config = config
         # serve's periodic sync waits for the first export (sync.waiting, once, at INFO);
@@ -125,7 +124,7 @@ class SyncRunner(ReportStep, OutputsStep):
         # The sync lease it shares with other hosts' runs and `erase`, and the alerts it
         # queues for the workers, are compared by other processes: on PostgreSQL, the
         # database server's time (db/clock.py), as the web's and the workers'.
-        self.clock = shared_clock(engine, clock, database_time=database_time)
+        self.clock = shared_clock(engine, clock)
         self.sleep = sleep
         self.google_sleep = google_sleep
         self._kept = None  # the last report's dataset, patched by the next (report_step)

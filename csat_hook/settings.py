@@ -131,10 +131,21 @@ def check_template(text: str, allowed: frozenset[str] | set[str], *, where: str)
         if name not in allowed:
             known = ", ".join("{" + n + "}" for n in sorted(allowed))
             raise ValueError(f"{where}: unknown placeholder {{{name}}}; known: {known}")
-        if spec or conversion:
-            # Said as an unknown placeholder, it read "unknown placeholder {agent_name};
-            # known: ... {agent_name} ...".
-            raise ValueError(
-                f"{where}: {{{name}}} has a format spec or conversion (after : or !): no "
-                f"format spec or conversion is allowed; write {{{name}}}"
-            )
+        # After the name check: said as an unknown placeholder, it read "unknown
+        # placeholder {agent_name}; known: ... {agent_name} ...".
+        refuse_format_spec(name, spec, conversion, where=where)
+
+
+def refuse_format_spec(
+    name: str, spec: str | None, conversion: str | None, *, where: str = ""
+) -> None:
+    """ValueError when the placeholder ``{name}`` (as ``string.Formatter().parse`` gives it)
+    carries str.format's own syntax, a format spec or a conversion (':' or '!' after the
+    name): ``{x!r}`` quoted every value, ``{x:d}`` raised at every use, ``{x:>999999999}``
+    built a gigabyte. Named by the placeholder alone (a header or query value is secret)."""
+    if spec or conversion:
+        prefix = f"{where}: " if where else ""
+        raise ValueError(
+            f"{prefix}{{{name}}} has a format spec or conversion (after : or !): no format "
+            f"spec or conversion is allowed; write {{{name}}}"
+        )

@@ -40,6 +40,7 @@ from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.signing import HEADER_NAME
 from csat_hook.settings import StrictModel
+from csat_hook.settings import refuse_format_spec
 
 REPLY_FIELDS = (
     "text",
@@ -105,8 +106,7 @@ def template_fields(template: str) -> list[str]:
     for _, name, spec, conversion in string.Formatter().parse(template):
         if name is None:
             continue
-        if spec or conversion:
-            raise ValueError(f"{{{name}}}: no format spec or conversion is allowed")
+        refuse_format_spec(name, spec, conversion)
         names.append(name)
     return names
 
@@ -152,14 +152,8 @@ def check_placeholders(key: str, request: RequestTemplate, allowed: set[str]) ->
             raise ValueError(f"{where}: {exc}{hint}") from None
         names = [name for _, name, _, _ in parsed]
         for _, name, spec, conversion in parsed:
-            if name is not None and (spec or conversion):
-                # str.format's own syntax, not a placeholder: {dialog_id!r} quoted every id,
-                # {dialog_id:d} raised at every send, {text:>999999999} built a gigabyte per
-                # reply. Named by the placeholder alone (a header or query value is secret).
-                raise ValueError(
-                    f"{where}: {{{name}}} with a format spec or conversion (':' or '!' after "
-                    f"the name): no format spec or conversion is allowed; write {{{name}}}"
-                )
+            if name is not None:
+                refuse_format_spec(name, spec, conversion, where=where)
         literal = "".join(text + (_MARK if name is not None else "") for text, name, *_ in parsed)
         for written in _LITERAL_PLACEHOLDER.findall(literal):
             if written in allowed:

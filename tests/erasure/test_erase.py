@@ -12,7 +12,6 @@ import os
 import re
 import urllib.parse
 from collections.abc import Iterator
-from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from csat_hook.notify.records import DIGEST
 from csat_hook.notify.records import AlertMessage
 from csat_hook.notify.records import DigestItem
 from csat_hook.outbox import listing
+from tests.helpers import HostAhead
 from tests.sync.conftest import HELPDESK
 from tests.sync.conftest import SECRET
 from tests.sync.conftest import SHEET_ID
@@ -1981,9 +1981,21 @@ def test_the_dry_run_helpdesks_lines_about_the_customer_keep_only_what_was_poste
     assert "Nothing to erase" in again.output, again.output
 
 
+@pytest.fixture
+def signals_restored() -> Iterator[None]:
+    """SIGTERM's and SIGINT's handlers as they were before the test (``erase --yes`` installs
+    its own while it runs, and a test may stop it between)."""
+    import signal
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
 @pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
 def test_ctrl_c_once_the_erasure_committed_waits_for_the_files(
-    shop: Shop, monkeypatch: pytest.MonkeyPatch, signum: str
+    signals_restored: None, shop: Shop, monkeypatch: pytest.MonkeyPatch, signum: str
 ):
     """Ctrl-C (or SIGTERM) after the transaction committed, while the files were rewritten,
     left the dry-run file's lines about the customer whole: a second run found nothing to
@@ -2004,12 +2016,7 @@ def test_ctrl_c_once_the_erasure_committed_waits_for_the_files(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(erase_cli, "erase_files", erase_files)
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        result = shop.erase("--email", "maria.lopez@example.com", "--yes")
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
 
     assert result.exit_code == 0, result.output
     assert "  dry-run helpdesk lines (replies and notes in its output file): 1 " in result.output
@@ -2019,7 +2026,7 @@ def test_ctrl_c_once_the_erasure_committed_waits_for_the_files(
 
 
 def test_ctrl_c_before_the_erasure_committed_erases_nothing(
-    shop: Shop, monkeypatch: pytest.MonkeyPatch
+    signals_restored: None, shop: Shop, monkeypatch: pytest.MonkeyPatch
 ):
     import signal
 
@@ -2035,12 +2042,7 @@ def test_ctrl_c_before_the_erasure_committed_erases_nothing(
         return tally
 
     monkeypatch.setattr("csat_hook.cli.erase.erase_rows", erase_rows)
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        result = shop.erase("--email", "maria.lopez@example.com", "--yes")
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+    result = shop.erase("--email", "maria.lopez@example.com", "--yes")
 
     assert result.exit_code == 1, result.output  # click's "Aborted!"
     assert shop.dump() == before  # rolled back: nothing erased
@@ -2359,15 +2361,6 @@ def test_an_erasure_whose_lease_a_sync_took_over_erases_nothing(
     assert shop.dump() == before
 
 
-class _HostAhead(datetime):
-    """``datetime`` on a host whose clock runs 40 minutes ahead (``csat_hook.clock.utcnow``
-    reads it)."""
-
-    @classmethod
-    def now(cls, tz=None):  # type: ignore[override]
-        return datetime.now(tz) + timedelta(minutes=40)
-
-
 def test_an_erasure_on_a_host_ahead_waits_for_a_live_sync_too(shop: Shop, monkeypatch):
     # erase read the sync's lease by its host's clock: on a host 40 minutes ahead, a live
     # sync's 10-minute lease looked expired, and the erasure took the lock from under it. On
@@ -2381,7 +2374,7 @@ def test_an_erasure_on_a_host_ahead_waits_for_a_live_sync_too(shop: Shop, monkey
         now = conn.execute(sa.select(sa.func.now())).scalar_one()
         assert acquire_lock(conn, LOCK_NAME, "other:1:sync", now, now + timedelta(minutes=10))
     before = shop.dump()
-    monkeypatch.setattr(csat_hook.clock, "datetime", _HostAhead)
+    monkeypatch.setattr(csat_hook.clock, "datetime", HostAhead)
 
     result = shop.erase("--email", "maria.lopez@example.com", "--yes")
 

@@ -14,6 +14,7 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -197,25 +198,7 @@ def test_an_invalid_config_exits_2(tmp_path, migrated_url):
 
 def test_a_google_failure_exits_1_with_the_status(kit, tmp_path):
     kit.fake.add_spreadsheet("other-sheet")
-    config = kit.tmp_path / "google.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "database": {"url": kit.database_url},
-                "google": {
-                    "service_account_json": json.dumps(kit.service_account),
-                    "sheets_base_url": kit.fake.url,
-                    "max_retries": 0,
-                },
-                "results": {
-                    "source": "gsheets",
-                    "gsheets": {"spreadsheet_id": "no-such-sheet", "sheet_gid": 0},
-                },
-                "output": {"local": {"enabled": False}},
-            }
-        ),
-        encoding="utf-8",
-    )
+    config = sheets_config(kit, "no-such-sheet", 0, max_retries=0)
     result = invoke(config, "--json")
     assert result.exit_code == 1
     summary = json.loads(result.stdout)
@@ -677,24 +660,7 @@ def test_a_missing_tab_is_a_config_error_that_a_periodic_sync_reports_every_run(
     deleted or renamed the tab may restore it, and the process must not stay down for that."""
     kit.fake.add_spreadsheet("S1")
     kit.fake.add_tab("S1", "Form Responses 1", [EN_HEADER], sheet_id=55)
-    config = kit.tmp_path / "google.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "database": {"url": kit.database_url},
-                "google": {
-                    "service_account_json": json.dumps(kit.service_account),
-                    "sheets_base_url": kit.fake.url,
-                },
-                "results": {
-                    "source": "gsheets",
-                    "gsheets": {"spreadsheet_id": "S1", "sheet_gid": 99},
-                },
-                "output": {"local": {"enabled": False}},
-            }
-        ),
-        encoding="utf-8",
-    )
+    config = sheets_config(kit, "S1", 99)
     result = invoke(config, "--json")
     assert result.exit_code == 2, result.output
     summary = json.loads(result.stdout)
@@ -766,24 +732,7 @@ def test_a_header_an_editor_changed_is_reported_every_run_by_a_periodic_sync(kit
     and goes on."""
     kit.fake.add_spreadsheet("S1")
     kit.fake.add_tab("S1", "Form Responses 1", rows, sheet_id=55)
-    config = kit.tmp_path / "google.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "database": {"url": kit.database_url},
-                "google": {
-                    "service_account_json": json.dumps(kit.service_account),
-                    "sheets_base_url": kit.fake.url,
-                },
-                "results": {
-                    "source": "gsheets",
-                    "gsheets": {"spreadsheet_id": "S1", "sheet_gid": 55},
-                },
-                "output": {"local": {"enabled": False}},
-            }
-        ),
-        encoding="utf-8",
-    )
+    config = sheets_config(kit, "S1", 55)
     by_hand = invoke(config, "--json")
     assert by_hand.exit_code == 2, by_hand.output
     error = json.loads(by_hand.stdout)["error"]
@@ -793,3 +742,28 @@ def test_a_header_an_editor_changed_is_reported_every_run_by_a_periodic_sync(kit
 
     assert code == 0 and runs == ["config_error"] * 2
     assert len(said) == 2 and all(line.startswith("sync config_error: ") for line in said), said
+
+
+def sheets_config(kit, spreadsheet_id: str, sheet_gid: int, **google: Any) -> Path:
+    """A configuration file reading tab ``sheet_gid`` of ``spreadsheet_id`` on the kit's fake
+    Google (``google``: more of its keys), the local output off."""
+    config = kit.tmp_path / "google.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": {"url": kit.database_url},
+                "google": {
+                    "service_account_json": json.dumps(kit.service_account),
+                    "sheets_base_url": kit.fake.url,
+                    **google,
+                },
+                "results": {
+                    "source": "gsheets",
+                    "gsheets": {"spreadsheet_id": spreadsheet_id, "sheet_gid": sheet_gid},
+                },
+                "output": {"local": {"enabled": False}},
+            }
+        ),
+        encoding="utf-8",
+    )
+    return config

@@ -15,6 +15,7 @@ from csat_hook.db.schema import answers
 from csat_hook.errors import SyncLockedError
 from csat_hook.sync import lock as sync_lock
 from csat_hook.sync.runner import SyncRunner
+from tests.helpers import HostAhead
 from tests.sync.conftest import EN_HEADER
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
@@ -198,15 +199,6 @@ def test_a_renewal_that_fails_leaves_the_heartbeat_beating(kit, caplog):
     assert "sync.lease-renewal-failed" in caplog.text
 
 
-class _HostAhead(datetime):
-    """``datetime`` on a host whose clock runs 40 minutes ahead (``csat_hook.clock.utcnow``
-    reads it): more than the 15-minute default lease."""
-
-    @classmethod
-    def now(cls, tz=None):  # type: ignore[override]
-        return datetime.now(tz) + timedelta(minutes=40)
-
-
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_a_sync_host_ahead_does_not_take_over_a_live_runs_lease(kit, monkeypatch):
     # A sync on a host whose clock ran ahead by more than the lease read a live run's lease,
@@ -216,7 +208,7 @@ def test_a_sync_host_ahead_does_not_take_over_a_live_runs_lease(kit, monkeypatch
     config = kit.config()
     SyncRunner(config, kit.engine).lock.acquire("host-a")  # a run on a host with the right time
 
-    monkeypatch.setattr(csat_hook.clock, "datetime", _HostAhead)
+    monkeypatch.setattr(csat_hook.clock, "datetime", HostAhead)
     other = SyncRunner(config, kit.engine)  # the same run started on the host ahead
 
     with pytest.raises(SyncLockedError):

@@ -101,6 +101,8 @@ from csat_hook.sync.timestamps.words import MONTHS
 READING_VERSION = 23
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
+# The scale the built-in rating labels (results.rating_labels' default) are the words of.
+FIVE_POINT = (1, 5)
 # "5 - Very satisfied", "5 (Excellent)", "4: good", "5, great", "5 stars"; not "4.5": a
 # number, then a separator (a space, one of - – — : ; , ( ) or a period before a space) and
 # a label (_SEPARATORS, RatingScale._labelled).
@@ -347,18 +349,35 @@ class RatingError(ValueError):
 class RatingScale:
     """Turns a rating cell (number or label) into a score on ``low..high``."""
 
-    def __init__(self, low: int, high: int, labels: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        low: int,
+        high: int,
+        labels: Mapping[str, int],
+        unused_labels: Mapping[str, int] | None = None,
+    ) -> None:
         self.low = low
         self.high = high
         self.labels = {normalize(label): score for label, score in labels.items()}
+        # Labels known but not read on this scale (the built-in five-point words on another
+        # scale): a cell holding one is skipped with a reason that says what to configure.
+        self._unused = frozenset(normalize(label) for label in unused_labels or {})
         # Text cell → score or (reason, detail): a form has a handful of distinct rating
         # texts and a first sync reads a million of them. Bounded: free text is not kept.
         self._texts: dict[str, int | tuple[str, str]] = {}
 
     @classmethod
     def from_config(cls, results: ResultsConfig, metrics: MetricsConfig) -> RatingScale:
-        """``metrics.scale_min..scale_max`` with ``results.rating_labels``."""
-        return cls(metrics.scale_min, metrics.scale_max, results.rating_labels)
+        """``metrics.scale_min..scale_max`` with ``results.rating_labels``.
+
+        The built-in labels (``rating_labels`` unset, or set to them) are the 1–5 scale's
+        words and are read on that scale only: on 0–10 "Very satisfied" is no 5, on 1–3
+        "Neutral" no 3. On any other scale a cell holding one is skipped (``bad_rating``)
+        until the configuration gives the scale's own labels."""
+        low, high = metrics.scale_min, metrics.scale_max
+        if results.labels_given() or (low, high) == FIVE_POINT:
+            return cls(low, high, results.rating_labels)
+        return cls(low, high, {}, unused_labels=results.rating_labels)
 
     def parse(self, value: Any) -> int:
         """The score, or RatingError (never quoting the value: it may be free text)."""
@@ -432,6 +451,13 @@ class RatingScale:
             return self._in_scale(self._labelled(int(match.group(1)), text[match.end() :]))
         if _JOINED_ANYWHERE.search(text[:_JOINED_WITHIN].casefold()):
             raise RatingError("bad_rating", _JOINED)
+        if self._unused and normalize(text) in self._unused:
+            raise RatingError(
+                "bad_rating",
+                f"a built-in label of the 1–5 scale on the {self.low}–{self.high} scale "
+                "(metrics.scale_*): give this scale's labels and scores in "
+                "results.rating_labels",
+            )
         raise RatingError(
             "bad_rating",
             "text that is neither a number nor a configured label (results.rating_labels)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -296,29 +297,67 @@ def test_a_service_account_json_that_is_no_json_object_is_refused_at_load(given,
     assert "SA_JSON" in message and given not in message  # the variable named, never its value
 
 
-@pytest.mark.parametrize(("low", "high"), [(1, 3), (1, 4), (2, 6), (0, 4)])
-def test_a_scale_without_the_built_in_labels_scores_loads(low, high):
+@pytest.mark.parametrize("spelled_out", [False, True], ids=["unset", "as-the-example"])
+@pytest.mark.parametrize(("low", "high"), [(1, 3), (1, 4), (2, 6), (0, 4), (0, 10), (1, 10)])
+def test_a_scale_other_than_five_points_loads_and_reads_no_built_in_label(low, high, spelled_out):
     # A three-point scale, no rating_labels set: the built-in labels of the five-point scale
     # (Satisfied: 4, Very satisfied: 5) refused the configuration with an error about a key
     # nobody had written ("results.rating_labels.Satisfied: 4 is outside the scale 1..3").
-    # They are the form's defaults, not a choice: a cell reading one whose score is off the
-    # scale is skipped as any rating off the scale is.
+    # Then they were read at their five-point scores wherever those fell on the scale: on
+    # 0–10 "Very satisfied" was a 5 (a detractor's score), on 1–3 "Neutral" the top. They are
+    # the 1–5 scale's words: on another scale a cell holding one is skipped, saying what to set.
     from csat_hook.sync.values import RatingError
     from csat_hook.sync.values import RatingScale
 
     top = min(high, 4)
+    overrides: dict[str, Any] = {"metrics": {"scale_min": low, "scale_max": high, "top_box": top}}
+    if spelled_out:  # config.example.yaml writes the built-in labels out: still theirs
+        built_in = load_config(None, env={}, overrides={}).results.rating_labels
+        overrides["results"] = {"rating_labels": dict(built_in)}
+    config = load_config(None, env={}, overrides=overrides)
+    scale = RatingScale.from_config(config.results, config.metrics)
+    assert config.results.rating_labels  # the built-in ones, none of them read here
+    for label in config.results.rating_labels:
+        for cell in (label, f"  {label.upper()} "):
+            with pytest.raises(RatingError) as caught:
+                scale.parse(cell)
+            assert caught.value.reason == "bad_rating", label
+            assert f"on the {low}–{high} scale" in caught.value.detail
+            assert "results.rating_labels" in caught.value.detail
+    assert scale.parse(high) == high and scale.parse(f"{low} - {label}") == low
+    with pytest.raises(RatingError) as other:
+        scale.parse("Superb")
+    assert "1–5" not in other.value.detail  # free text is not called a built-in label
+
+
+def test_the_built_in_labels_are_read_on_the_five_point_scale():
+    from csat_hook.sync.values import RatingScale
+
+    config = load_config(None, env={}, overrides={})
+    scale = RatingScale.from_config(config.results, config.metrics)
+    assert {label: scale.parse(label) for label in config.results.rating_labels} == (
+        config.results.rating_labels
+    )
+    assert scale.parse("very SATISFIED") == 5 and scale.parse("отлично") == 5
+
+
+def test_labels_the_configuration_gives_are_read_on_a_ten_point_scale():
+    from csat_hook.sync.values import RatingError
+    from csat_hook.sync.values import RatingScale
+
     config = load_config(
-        None, env={}, overrides={"metrics": {"scale_min": low, "scale_max": high, "top_box": top}}
+        None,
+        env={},
+        overrides={
+            "metrics": {"scale_min": 0, "scale_max": 10, "top_box": 9},
+            "results": {"rating_labels": {"Very satisfied": 10, "Neutral": 5}},
+        },
     )
     scale = RatingScale.from_config(config.results, config.metrics)
-    for label, score in config.results.rating_labels.items():
-        if low <= score <= high:
-            assert scale.parse(label) == score
-        else:
-            with pytest.raises(RatingError) as caught:
-                scale.parse(label)
-            assert caught.value.reason == "bad_rating", label
-    assert scale.parse(high) == high
+    assert scale.parse("Very satisfied") == 10 and scale.parse("neutral") == 5
+    with pytest.raises(RatingError) as caught:
+        scale.parse("Satisfied")  # not given, and the built-in ones are replaced
+    assert "neither a number nor a configured label" in caught.value.detail
 
 
 def test_a_label_the_configuration_gives_is_still_checked_against_the_scale():

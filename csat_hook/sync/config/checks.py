@@ -12,9 +12,9 @@ def check_sync_sections(
 ) -> None:
     """Checks that span the sync's sections; ValueError names the key."""
     # Only the labels the configuration gives: the built-in ones are the five-point scale's
-    # (a three-point scale was refused for "Satisfied: 4", a key nobody wrote); a cell that
-    # reads as one of them off the scale is skipped as any rating off it (values.RatingScale).
-    given = results.rating_labels if "rating_labels" in results.model_fields_set else {}
+    # (a three-point scale was refused for "Satisfied: 4", a key nobody wrote, or copied from
+    # the example); on another scale a cell holding one is skipped (values.RatingScale).
+    given = results.rating_labels if results.labels_given() else {}
     for label, score in given.items():
         if not metrics.scale_min <= score <= metrics.scale_max:
             raise ValueError(

@@ -216,6 +216,14 @@ class ResultsConfig(StrictModel):
     max_skipped_share: float = Field(default=0.2, ge=0, le=1)
     min_skipped_rows: int = Field(default=3, ge=1, le=1_000_000)
 
+    def labels_given(self) -> bool:
+        """Whether ``rating_labels`` are the configuration's own: set, and not the built-in
+        ones (the 1–5 scale's words, which the example configuration spells out)."""
+        return (
+            "rating_labels" in self.model_fields_set
+            and self.rating_labels != _default_rating_labels()
+        )
+
     @field_validator("rating_labels")
     @classmethod
     def _one_score_per_label(cls, value: dict[str, int]) -> dict[str, int]:

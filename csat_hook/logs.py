@@ -41,6 +41,7 @@ SAFE_FIELDS = (
     "requests",
     "sheet",
     "key",
+    "index",  # which of a key's list (a previous webhook secret's place, never the secret)
     "destination",
     "kind",
     "queued_kind",

@@ -234,6 +234,7 @@ def config_warnings(config: Config) -> list[str]:
     warnings.extend(google_without_credentials(config))
     warnings.extend(exchanges_past_the_lease(config))
     warnings.extend(request_warnings(config))
+    warnings.extend(previous_secret_warnings(config))
     warnings.extend(public_link_warnings(config))
     warnings.extend(
         f"{name} is a SOCKS proxy, but PySocks is not installed: every HTTP request through "
@@ -391,12 +392,37 @@ def request_warnings(config: Config) -> list[str]:
                 "or hmac"
             )
         held = {"hmac": "secret", "token": "token"}.get(str(mode))
-        value = getattr(auth, held, None) if held else None
-        if isinstance(value, SecretStr) and len(value.get_secret_value()) < MIN_SECRET_CHARS:
+        keyed: list[tuple[str, object]] = []
+        if held:
+            keyed.append((held, getattr(auth, held, None)))
+            # A rotation's previous ones too: one as short lets in whoever guesses it as well.
+            previous = getattr(auth, f"previous_{held}s", None) or []
+            keyed.extend((f"previous_{held}s.{i}", old) for i, old in enumerate(previous))
+        for key, secret in keyed:
+            if isinstance(secret, SecretStr) and len(secret.get_secret_value()) < MIN_SECRET_CHARS:
+                found.append(
+                    f"helpdesks.{name}.auth.{key}: {len(secret.get_secret_value())} characters: "
+                    f"one this short can be guessed; use at least {MIN_SECRET_CHARS} random "
+                    "characters (32 is usual)"
+                )
+    return found
+
+
+def previous_secret_warnings(config: Config) -> list[str]:
+    """A helpdesk still accepting a rotation's previous webhook secrets or tokens
+    (``previous_webhook_secrets``, ``auth.previous_tokens``...): fine while the helpdesk is
+    switched to the new one, each a second key to the webhook while it stays. Names the key
+    and how many, never a value."""
+    found = []
+    for name, options in config.helpdesks.items():
+        rotated = getattr(options, "rotated_secrets", {})
+        counts = options.previous_secret_counts() if rotated else {}
+        for key, count in counts.items():
+            held = "secret is" if count == 1 else f"{count} secrets are"
             found.append(
-                f"helpdesks.{name}.auth.{held}: {len(value.get_secret_value())} characters: "
-                f"one this short can be guessed; use at least {MIN_SECRET_CHARS} random "
-                "characters (32 is usual)"
+                f"helpdesks.{name}.{key}: {held} still accepted beside {rotated[key]}: remove "
+                "them once the helpdesk sends with the new one (no webhook.previous-secret "
+                "line logged for it for a while)"
             )
     return found
 

@@ -2,7 +2,8 @@
 
 An adapter does four things, each for one vendor:
 
-* :meth:`Helpdesk.verify` checks the sender on the raw body, before anything is parsed;
+* :meth:`Helpdesk.verify` checks the sender on the raw body, before anything is parsed (with
+  the current secret, else a previous one a rotation keeps for a while: it says which);
 * :meth:`Helpdesk.parse` turns a verified webhook into a :data:`~csat_hook.helpdesks.records.Event`;
 * :meth:`Helpdesk.send_reply` posts the survey reply into the same dialog;
 * :meth:`Helpdesk.fetch_agent` (optional) looks an agent up by id for name and email, and
@@ -47,6 +48,7 @@ from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.signing import BASIC
 from csat_hook.helpdesks.signing import SIGNATURE
+from csat_hook.helpdesks.signing import PreviousSecret
 from csat_hook.helpdesks.signing import challenge
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.links.form import check_base_url
@@ -85,6 +87,9 @@ class HelpdeskOptions(StrictModel):
     # it sends none there). A base_url's user:password@ would replace that header (requests
     # puts a URL's credentials over it): refused for such an adapter.
     authorization_options: ClassVar[str | None] = None
+    # A rotation's keys: each option holding previous secrets (dotted below the helpdesk, as
+    # ``auth.previous_tokens``) → the option holding the current one they are accepted beside.
+    rotated_secrets: ClassVar[dict[str, str]] = {}
 
     kind: str
     # Static agent directory, id → name/email: wins over the vendor API, needs no API access.
@@ -145,6 +150,18 @@ class HelpdeskOptions(StrictModel):
         # YAML reads `agents: {14: {...}}` with an integer key; payload ids compare as text.
         return ids_as_text(value)
 
+    def previous_secret_counts(self) -> dict[str, int]:
+        """How many previous secrets each option of :attr:`rotated_secrets` holds, those that
+        hold any (check-config warns while one does: they are for a rotation, then removed)."""
+        found = {}
+        for key in self.rotated_secrets:
+            value: Any = self
+            for part in key.split("."):
+                value = getattr(value, part)
+            if value:
+                found[key] = len(value)
+        return found
+
 
 class Helpdesk(abc.ABC):
     """Base class of every adapter. ``name`` is the configured instance (URL segment)."""
@@ -170,8 +187,12 @@ class Helpdesk(abc.ABC):
     # --- the vendor-specific part ----------------------------------------------------------
 
     @abc.abstractmethod
-    def verify(self, request: WebhookRequest) -> None:
-        """Raise InvalidSignatureError unless the vendor sent exactly this body."""
+    def verify(self, request: WebhookRequest) -> PreviousSecret | None:
+        """Raise InvalidSignatureError unless the vendor sent exactly this body. None when
+        the current secret (or token, or no check at all) proved it; when only a previous
+        one of a rotation did (an option of :attr:`HelpdeskOptions.rotated_secrets`), which.
+        The current one is tried first and alone: without previous secrets a request costs
+        what it did before they existed."""
 
     def credentials(self) -> list[tuple[str, str | None]]:
         """How this helpdesk's sender proves itself, for the challenge of a 401: ``(scheme,

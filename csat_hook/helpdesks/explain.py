@@ -64,8 +64,11 @@ def describe_payload(adapter: Helpdesk, request: WebhookRequest, *, verify: bool
     payload carries (a token in a body field) is shown as ``***``."""
     lines = [f"helpdesk: {adapter.name} (kind {adapter.kind})"]
     if verify:
-        adapter.verify(request)
-        lines.append("sender: verified")
+        previous = adapter.verify(request)
+        if previous is None:
+            lines.append("sender: verified")
+        else:  # a rotation's previous secret: its place, never the secret
+            lines.append(f"sender: verified by {previous.key}.{previous.index} (a previous secret)")
     else:
         # A token or signature given (-q, -H, --url) without --verify was never checked, and
         # nothing said so: a wrong token read as a DialogClosed that looked accepted.

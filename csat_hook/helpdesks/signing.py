@@ -1,5 +1,6 @@
 """What adapters share to check a sender: HMAC digests, constant-time signature and token
-comparison, the freshness window of a signed timestamp, and the challenge a 401 names."""
+comparison, the freshness window of a signed timestamp, the challenge a 401 names, and the
+previous secrets a rotation keeps accepting for a while (:class:`PreviousSecret`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
+from pydantic import AfterValidator
 from pydantic import SecretStr
 
 from csat_hook.errors import InvalidSignatureError
@@ -56,6 +61,75 @@ def nonblank_credential(value: SecretStr | None) -> SecretStr | None:
     refused as a header value before it was sent. None (not configured) is for the model to
     judge."""
     return _nonblank(value, "")
+
+
+# The most previous secrets one key may hold: a request none of the secrets proves costs one
+# check per secret, and any sender can post one. A rotation keeps one, seldom two.
+MAX_PREVIOUS_SECRETS = 3
+
+
+def _nonblank_previous(value: SecretStr) -> SecretStr:
+    checked = nonblank_secret(value)
+    assert checked is not None
+    return checked
+
+
+# A rotation's previous webhook secrets or tokens (``previous_webhook_secrets``...): each one
+# held to the rule of the current one (not empty: an empty one lets any sender in), an error
+# naming its index (``previous_webhook_secrets.1: must not be empty…``).
+PreviousSecrets = list[Annotated[SecretStr, AfterValidator(_nonblank_previous)]]
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousSecret:
+    """Which previous secret proved a webhook (:meth:`Helpdesk.verify
+    <csat_hook.helpdesks.base.Helpdesk.verify>`'s answer when the current one did not):
+    the option holding it (``previous_webhook_secrets``, ``auth.previous_tokens``) and its
+    index there. Never the secret."""
+
+    key: str
+    index: int
+
+
+def previous_match(
+    previous: Sequence[SecretStr], key: str, matches: Callable[[SecretStr], bool]
+) -> PreviousSecret | None:
+    """After the current secret did not prove a request: the first of ``previous`` (the
+    option ``key``) that ``matches`` it, else None. Every one is tried whichever matched, so
+    how long the check takes says nothing of which one did; ``matches`` compares in constant
+    time itself (:func:`signature_matches`, :func:`shared_token_matches`)."""
+    found: PreviousSecret | None = None
+    for index, secret in enumerate(previous):
+        if matches(secret) and found is None:
+            found = PreviousSecret(key, index)
+    return found
+
+
+def check_previous(
+    current: SecretStr | None, previous: Sequence[SecretStr], *, key: str, current_key: str
+) -> None:
+    """ValueError when ``previous`` (the option ``key``) is set without ``current`` (the
+    option ``current_key``: the secret a rotation replaced them with), or one of them is the
+    current one or an earlier one of the list. Each is named by its index, never shown."""
+    if not previous:
+        return
+    if current is None:
+        raise ValueError(
+            f"{key} is set but {current_key} is not: previous secrets are accepted beside "
+            f"the current one, {current_key}; set it (the new secret)"
+        )
+    seen = [current.get_secret_value().encode("utf-8")]
+    for index, secret in enumerate(previous):
+        value = secret.get_secret_value().encode("utf-8")
+        if hmac.compare_digest(value, seen[0]):
+            raise ValueError(
+                f"{key}.{index} is {current_key} itself: list only the secrets it replaced "
+                f"(after a rotation, the old value; {current_key} holds the new one)"
+            )
+        for earlier, other in enumerate(seen[1:]):
+            if hmac.compare_digest(value, other):
+                raise ValueError(f"{key}.{index} is {key}.{earlier} again: give each once")
+        seen.append(value)
 
 
 def _nonblank(value: SecretStr | None, why: str) -> SecretStr | None:

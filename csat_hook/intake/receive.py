@@ -149,7 +149,7 @@ class Intake:
         if adapter is None:
             raise unknown_helpdesk(helpdesk_name)
         try:
-            adapter.verify(request)
+            previous = adapter.verify(request)
         except InvalidSignatureError as exc:
             repeated = repeated_proof_header(adapter, request)
             if repeated is not None:
@@ -162,6 +162,13 @@ class Intake:
             # (or shared signing code), it is known here which helpdesk refused.
             exc.www_authenticate = adapter.challenge()
             raise
+        if previous is not None:
+            # Taken as any other (a close is stored and answered as ever); said so that a
+            # rotation's end can be seen: no such line for a while, the previous secret goes.
+            logger.info(
+                "webhook.previous-secret",
+                extra={"helpdesk": helpdesk_name, "key": previous.key, "index": previous.index},
+            )
         event = adapter.parse(request)
         if isinstance(event, Ignored):
             if event.misconfigured:

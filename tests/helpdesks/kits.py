@@ -37,6 +37,11 @@ class Kit:
     # Where the close body holds ids the adapter reads (dotted paths, as errors name them):
     # an id of the wrong type there must be refused with a 400 naming the path.
     id_paths: tuple[str, ...] = ()
+    # A secret rotation: the option holding the previous secrets (dotted, as in the
+    # configuration: auth.previous_tokens), and a request authenticated the way the vendor
+    # would with any given secret or token (tests/helpdesks/test_rotation.py).
+    previous_key: str = ""
+    sign_with: Callable[[bytes, datetime, str], SignedRequest] | None = None
 
     def with_dialog_id(self, payload: Any, dialog_id: Any) -> Any:
         """A copy of ``payload`` (the close's JSON) where every value equal to the close's

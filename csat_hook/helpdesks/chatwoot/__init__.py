@@ -94,7 +94,9 @@ from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.records import shown_name
 from csat_hook.helpdesks.signing import SIGNATURE
 from csat_hook.helpdesks.signing import TOKEN
+from csat_hook.helpdesks.signing import PreviousSecret
 from csat_hook.helpdesks.signing import hmac_digest
+from csat_hook.helpdesks.signing import previous_match
 from csat_hook.helpdesks.signing import require_fresh
 from csat_hook.helpdesks.signing import shared_token_matches
 from csat_hook.helpdesks.signing import signature_matches
@@ -110,23 +112,40 @@ class ChatwootHelpdesk(Helpdesk):
     Options = ChatwootOptions
     options: ChatwootOptions
 
-    def verify(self, request: WebhookRequest) -> None:
+    def verify(self, request: WebhookRequest) -> PreviousSecret | None:
         signature = request.header("X-Chatwoot-Signature")
-        secret = self.options.webhook_secret
+        options = self.options
+        secret = options.webhook_secret
         if secret is not None and signature:
             timestamp = request.header("X-Chatwoot-Timestamp") or ""
-            require_fresh(parse_timestamp(timestamp), self.clock(), self.options.tolerance_seconds)
-            expected = hmac_digest(
-                secret, timestamp.encode("ascii", "replace") + b"." + request.body
+            require_fresh(parse_timestamp(timestamp), self.clock(), options.tolerance_seconds)
+            signed = timestamp.encode("ascii", "replace") + b"." + request.body
+            expected = hmac_digest(secret, signed)
+            if signature_matches(expected, signature, encoding="hex", prefix="sha256="):
+                return None
+            previous = previous_match(
+                options.previous_webhook_secrets,
+                "previous_webhook_secrets",
+                lambda old: signature_matches(
+                    hmac_digest(old, signed), signature, encoding="hex", prefix="sha256="
+                ),
             )
-            if not signature_matches(expected, signature, encoding="hex", prefix="sha256="):
+            if previous is None:
                 raise InvalidSignatureError("X-Chatwoot-Signature does not match the body")
-            return
-        token = self.options.webhook_token
-        if token is not None and shared_token_matches(
-            request, token, header="X-Webhook-Token", query="token"
-        ):
-            return
+            return previous
+        token = options.webhook_token
+        if token is not None:
+            if shared_token_matches(request, token, header="X-Webhook-Token", query="token"):
+                return None
+            previous = previous_match(
+                options.previous_webhook_tokens,
+                "previous_webhook_tokens",
+                lambda old: shared_token_matches(
+                    request, old, header="X-Webhook-Token", query="token"
+                ),
+            )
+            if previous is not None:
+                return previous
         if secret is not None:
             raise InvalidSignatureError("missing X-Chatwoot-Signature")
         raise InvalidSignatureError("missing or wrong webhook token")

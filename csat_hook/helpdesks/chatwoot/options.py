@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 from pydantic import SecretStr
 from pydantic import field_validator
 from pydantic import model_validator
 
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.signing import MAX_PREVIOUS_SECRETS
 from csat_hook.helpdesks.signing import MAX_TOLERANCE_SECONDS
+from csat_hook.helpdesks.signing import PreviousSecrets
+from csat_hook.helpdesks.signing import check_previous
 from csat_hook.helpdesks.signing import nonblank_credential
 from csat_hook.helpdesks.signing import nonblank_secret
 
@@ -28,6 +33,10 @@ REOPEN_EVENTS = frozenset({"conversation_opened"})
 
 
 class ChatwootOptions(HelpdeskOptions):
+    rotated_secrets: ClassVar[dict[str, str]] = {
+        "previous_webhook_secrets": "webhook_secret",
+        "previous_webhook_tokens": "webhook_token",
+    }
     kind: str = "chatwoot"
     base_url: str = "https://app.chatwoot.com"
     api_access_token: SecretStr
@@ -36,6 +45,14 @@ class ChatwootOptions(HelpdeskOptions):
     account_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     webhook_secret: SecretStr | None = None
     webhook_token: SecretStr | None = None
+    # A rotation: the secrets (tokens) webhook_secret (webhook_token) replaced, still accepted
+    # until the webhook sends with the new one.
+    previous_webhook_secrets: PreviousSecrets = Field(
+        default_factory=list, max_length=MAX_PREVIOUS_SECRETS
+    )
+    previous_webhook_tokens: PreviousSecrets = Field(
+        default_factory=list, max_length=MAX_PREVIOUS_SECRETS
+    )
     # Zero or less refused every signed webhook; .inf let a captured one replay for ever.
     tolerance_seconds: float = Field(default=300, gt=0, le=MAX_TOLERANCE_SECONDS)
     # A user's (agent's or admin's) token for what an agent-bot token may not do: list a
@@ -59,5 +76,7 @@ class ChatwootOptions(HelpdeskOptions):
                 "set webhook_secret (Chatwoot 4.11.2+) or webhook_token "
                 "(older installs: add ?token=... to the webhook URL)"
             )
+        for key, current in self.rotated_secrets.items():
+            check_previous(getattr(self, current), getattr(self, key), key=key, current_key=current)
         self.base_url = self.base_url.rstrip("/")
         return self

@@ -46,6 +46,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from pydantic import SecretStr
+
 from csat_hook.errors import DeliveryError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
@@ -96,6 +98,8 @@ from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.records import shown_name
 from csat_hook.helpdesks.signing import BASIC
 from csat_hook.helpdesks.signing import TOKEN
+from csat_hook.helpdesks.signing import PreviousSecret
+from csat_hook.helpdesks.signing import previous_match
 from csat_hook.helpdesks.signing import shared_token_matches
 from csat_hook.links.body import has_scale
 
@@ -112,15 +116,26 @@ class FreshdeskHelpdesk(Helpdesk):
 
     # --- webhooks ---------------------------------------------------------------------------
 
-    def verify(self, request: WebhookRequest) -> None:
+    def verify(self, request: WebhookRequest) -> PreviousSecret | None:
         options = self.options
-        if options.webhook_token is not None and shared_token_matches(
-            request, options.webhook_token, header=options.webhook_token_header, query=None
-        ):
-            return
-        if options.webhook_password is not None and self._basic_matches(request):
-            return
-        raise InvalidSignatureError("missing or wrong webhook credentials")
+        token, header = options.webhook_token, options.webhook_token_header
+        if token is not None and shared_token_matches(request, token, header=header, query=None):
+            return None
+        password = options.webhook_password
+        if password is not None and self._basic_matches(request, password):
+            return None
+        previous = previous_match(
+            options.previous_webhook_tokens,
+            "previous_webhook_tokens",
+            lambda old: shared_token_matches(request, old, header=header, query=None),
+        ) or previous_match(
+            options.previous_webhook_passwords,
+            "previous_webhook_passwords",
+            lambda old: self._basic_matches(request, old),
+        )
+        if previous is None:
+            raise InvalidSignatureError("missing or wrong webhook credentials")
+        return previous
 
     def credentials(self) -> list[tuple[str, str | None]]:
         options = self.options
@@ -131,9 +146,10 @@ class FreshdeskHelpdesk(Helpdesk):
             accepted.append((BASIC, None))
         return accepted or super().credentials()
 
-    def _basic_matches(self, request: WebhookRequest) -> bool:
+    def _basic_matches(self, request: WebhookRequest, password: SecretStr) -> bool:
+        """Whether the request's Basic credentials are ``webhook_username`` and ``password``
+        (the current one or a previous one), compared in constant time."""
         assert self.options.webhook_username is not None
-        assert self.options.webhook_password is not None
         header = request.header("Authorization") or ""
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic":
@@ -142,9 +158,7 @@ class FreshdeskHelpdesk(Helpdesk):
             given = base64.b64decode(encoded.strip(), validate=True)
         except (binascii.Error, ValueError):
             return False
-        expected = (
-            f"{self.options.webhook_username}:{self.options.webhook_password.get_secret_value()}"
-        ).encode()
+        expected = f"{self.options.webhook_username}:{password.get_secret_value()}".encode()
         return hmac.compare_digest(expected, given)
 
     def parse(self, request: WebhookRequest) -> Event:

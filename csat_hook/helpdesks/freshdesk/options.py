@@ -11,6 +11,9 @@ from pydantic import field_validator
 from pydantic import model_validator
 
 from csat_hook.helpdesks.base import HelpdeskOptions
+from csat_hook.helpdesks.signing import MAX_PREVIOUS_SECRETS
+from csat_hook.helpdesks.signing import PreviousSecrets
+from csat_hook.helpdesks.signing import check_previous
 from csat_hook.helpdesks.signing import header_name
 from csat_hook.helpdesks.signing import nonblank_credential
 from csat_hook.helpdesks.signing import nonblank_secret
@@ -46,6 +49,10 @@ STATUS_CHANGE = re.compile(
 
 class FreshdeskOptions(HelpdeskOptions):
     authorization_options: ClassVar[str | None] = "api_key"
+    rotated_secrets: ClassVar[dict[str, str]] = {
+        "previous_webhook_tokens": "webhook_token",
+        "previous_webhook_passwords": "webhook_password",
+    }
     kind: str = "freshdesk"
     # https://{domain}.freshdesk.com; base_url wins when both are set (tests, custom domains).
     domain: str | None = None
@@ -57,6 +64,14 @@ class FreshdeskOptions(HelpdeskOptions):
     # …and/or Basic auth ("Requires authentication" in the rule).
     webhook_username: str | None = None
     webhook_password: SecretStr | None = None
+    # A rotation: the tokens (passwords, for the same username) the current ones replaced,
+    # still accepted until every rule sends the new one.
+    previous_webhook_tokens: PreviousSecrets = Field(
+        default_factory=list, max_length=MAX_PREVIOUS_SECRETS
+    )
+    previous_webhook_passwords: PreviousSecrets = Field(
+        default_factory=list, max_length=MAX_PREVIOUS_SECRETS
+    )
     # Status names meaning closed, for bodies without {{triggered_event}} (case-insensitive).
     closed_statuses: list[str] = Field(default_factory=lambda: ["Resolved", "Closed"])
 
@@ -84,4 +99,6 @@ class FreshdeskOptions(HelpdeskOptions):
                 "set webhook_token (a custom header) or webhook_username + "
                 "webhook_password (Basic auth): Freshdesk signs nothing"
             )
+        for key, current in self.rotated_secrets.items():
+            check_previous(getattr(self, current), getattr(self, key), key=key, current_key=current)
         return self

@@ -73,6 +73,7 @@ from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.signing import PreviousSecret
 
 __all__ = [
     "NOTE_FIELDS",
@@ -177,8 +178,8 @@ class GenericHelpdesk(Helpdesk):
 
     # --- webhooks ---------------------------------------------------------------------------
 
-    def verify(self, request: WebhookRequest) -> None:
-        auth.verify(self.options.auth, request, self.clock)
+    def verify(self, request: WebhookRequest) -> PreviousSecret | None:
+        return auth.verify(self.options.auth, request, self.clock)
 
     def credentials(self) -> list[tuple[str, str | None]]:
         return auth.credentials(self.options.auth)
@@ -187,10 +188,11 @@ class GenericHelpdesk(Helpdesk):
         return auth.proof_headers(self.options.auth)
 
     def payload_secrets(self) -> list[str]:
-        """The token when the sender puts it in the body (masked by ``inspect-payload``)."""
+        """The token when the sender puts it in the body (masked by ``inspect-payload`` and
+        in captures), and the previous ones a rotation still accepts there."""
         options = self.options.auth
         if options.mode == "token" and options.token_field and options.token is not None:
-            return [options.token.get_secret_value()]
+            return [t.get_secret_value() for t in (options.token, *options.previous_tokens)]
         return []
 
     def extract(self, payload: Any) -> dict[str, Any]:

@@ -4,7 +4,9 @@
 JSON body, compared in constant time. ``hmac``: a signature over a template of the request
 (``auth.signed_payload``: the raw body, the timestamp header as received, the method, the
 path), with a replay check when a timestamp header is named (the template must then sign
-it). ``none``: nothing checked.
+it). ``none``: nothing checked. A rotation keeps the tokens (secrets) the current one
+replaced in ``previous_tokens`` (``previous_secrets``), accepted beside it, each where and as
+the current one is.
 """
 
 from __future__ import annotations
@@ -30,12 +32,17 @@ from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.generic.templates import template_fields
 from csat_hook.helpdesks.payload import parse_timestamp
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.signing import MAX_PREVIOUS_SECRETS
 from csat_hook.helpdesks.signing import MAX_TOLERANCE_SECONDS
 from csat_hook.helpdesks.signing import SIGNATURE
 from csat_hook.helpdesks.signing import TOKEN
+from csat_hook.helpdesks.signing import PreviousSecret
+from csat_hook.helpdesks.signing import PreviousSecrets
+from csat_hook.helpdesks.signing import check_previous
 from csat_hook.helpdesks.signing import header_name
 from csat_hook.helpdesks.signing import hmac_digest
 from csat_hook.helpdesks.signing import nonblank_secret
+from csat_hook.helpdesks.signing import previous_match
 from csat_hook.helpdesks.signing import require_fresh
 from csat_hook.helpdesks.signing import shared_token_matches
 from csat_hook.helpdesks.signing import signature_matches
@@ -67,6 +74,10 @@ class AuthOptions(StrictModel):
     # A field of the JSON body carrying the token, e.g. LiveChat's "secret_key".
     token_field: str | None = None
     secret: SecretStr | None = None
+    # A rotation: the tokens (mode token) or secrets (mode hmac) the current one replaced,
+    # still accepted until the sender uses the new one.
+    previous_tokens: PreviousSecrets = Field(default_factory=list, max_length=MAX_PREVIOUS_SECRETS)
+    previous_secrets: PreviousSecrets = Field(default_factory=list, max_length=MAX_PREVIOUS_SECRETS)
     signature_header: str = "X-Signature"
     algorithm: Literal["sha256", "sha1", "sha512"] = "sha256"
     # hex (either case), base64 (standard alphabet, padded), base64url (RFC 7515: "-" and "_",
@@ -140,23 +151,43 @@ class AuthOptions(StrictModel):
                 raise ValueError("set token_header, token_query and/or token_field")
         if self.mode == "hmac" and self.secret is None:
             raise ValueError("secret is required when mode is hmac")
+        # Outside its mode a previous secret is never checked: said, as timestamp_header is.
+        for key, mode in (("previous_tokens", "token"), ("previous_secrets", "hmac")):
+            if getattr(self, key) and self.mode != mode:
+                raise ValueError(
+                    f"{key} is only read with mode: {mode}; mode is {self.mode}: remove it"
+                )
+        check_previous(self.token, self.previous_tokens, key="previous_tokens", current_key="token")
+        check_previous(
+            self.secret, self.previous_secrets, key="previous_secrets", current_key="secret"
+        )
         if "timestamp" in template_fields(self.signed_payload) and not self.timestamp_header:
             raise ValueError("timestamp_header is required when signed_payload has {timestamp}")
         return self
 
 
-def verify(auth: AuthOptions, request: WebhookRequest, clock: Clock) -> None:
+def verify(auth: AuthOptions, request: WebhookRequest, clock: Clock) -> PreviousSecret | None:
     """Raise InvalidSignatureError unless ``request`` carries what ``auth`` asks for (and,
-    with a timestamp header, was signed within ``tolerance_seconds`` of ``clock()``)."""
+    with a timestamp header, was signed within ``tolerance_seconds`` of ``clock()``). None
+    when the current token or secret proved it (or ``mode: none``), else the previous one
+    that did (``auth.previous_tokens``, ``auth.previous_secrets``)."""
     if auth.mode == "none":
-        return
+        return None
     if auth.mode == "token":
         assert auth.token is not None
+        # The current token as before rotations existed (inline: no call more per webhook).
         if shared_token_matches(
             request, auth.token, header=auth.token_header, query=auth.token_query
         ) or (auth.token_field and _field_token_matches(request, auth.token, auth.token_field)):
-            return
-        raise InvalidSignatureError("missing or wrong webhook token")
+            return None
+        previous = previous_match(
+            auth.previous_tokens,
+            "auth.previous_tokens",
+            lambda old: _token_matches(auth, request, old),
+        )
+        if previous is None:
+            raise InvalidSignatureError("missing or wrong webhook token")
+        return previous
     assert auth.secret is not None
     timestamp = request.header(auth.timestamp_header) if auth.timestamp_header else None
     if auth.timestamp_header:
@@ -166,14 +197,37 @@ def verify(auth: AuthOptions, request: WebhookRequest, clock: Clock) -> None:
             auth.tolerance_seconds,
         )
     message = signed_message(auth.signed_payload, request, timestamp=timestamp or "")
+    signature = request.header(auth.signature_header)
     expected = hmac_digest(auth.secret, message, auth.algorithm)
-    if not signature_matches(
-        expected,
-        request.header(auth.signature_header),
+    if signature_matches(expected, signature, encoding=auth.encoding, prefix=auth.signature_prefix):
+        return None
+    previous = previous_match(
+        auth.previous_secrets,
+        "auth.previous_secrets",
+        lambda old: _signed_with(auth, old, message, signature),
+    )
+    if previous is None:
+        raise InvalidSignatureError("missing or invalid webhook signature")
+    return previous
+
+
+def _token_matches(auth: AuthOptions, request: WebhookRequest, token: SecretStr) -> bool:
+    """Whether ``token`` arrives where ``auth`` says a token may (header, query, body field)."""
+    return shared_token_matches(
+        request, token, header=auth.token_header, query=auth.token_query
+    ) or bool(auth.token_field and _field_token_matches(request, token, auth.token_field))
+
+
+def _signed_with(
+    auth: AuthOptions, secret: SecretStr, message: bytes, signature: str | None
+) -> bool:
+    """Whether ``signature`` is ``message``'s under ``secret`` as ``auth`` writes it."""
+    return signature_matches(
+        hmac_digest(secret, message, auth.algorithm),
+        signature,
         encoding=auth.encoding,
         prefix=auth.signature_prefix,
-    ):
-        raise InvalidSignatureError("missing or invalid webhook signature")
+    )
 
 
 def credentials(auth: AuthOptions) -> list[tuple[str, str | None]]:

@@ -9,6 +9,8 @@ request uses only the placeholders its values provide.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 from pydantic import field_validator
 from pydantic import model_validator
@@ -26,6 +28,10 @@ from csat_hook.helpdesks.generic.templates import check_placeholders
 
 
 class GenericOptions(HelpdeskOptions):
+    rotated_secrets: ClassVar[dict[str, str]] = {
+        "auth.previous_tokens": "auth.token",
+        "auth.previous_secrets": "auth.secret",
+    }
     kind: str = "generic"
     auth: AuthOptions
     mapping: MappingOptions = Field(default_factory=MappingOptions)

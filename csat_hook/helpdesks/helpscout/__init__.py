@@ -122,7 +122,9 @@ from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.records import header_text
 from csat_hook.helpdesks.records import shown_name
 from csat_hook.helpdesks.signing import SIGNATURE
+from csat_hook.helpdesks.signing import PreviousSecret
 from csat_hook.helpdesks.signing import hmac_digest
+from csat_hook.helpdesks.signing import previous_match
 from csat_hook.helpdesks.signing import signature_matches
 from csat_hook.helpdesks.transport import HttpClient
 
@@ -171,13 +173,23 @@ class HelpScoutHelpdesk(Helpdesk):
         self._token: tuple[str, datetime] | None = None  # (access token, renew after)
         self._token_lock = threading.Lock()
 
-    def verify(self, request: WebhookRequest) -> None:
+    def verify(self, request: WebhookRequest) -> PreviousSecret | None:
         signature = request.header("X-HelpScout-Signature")
         if not signature:
             raise InvalidSignatureError("missing X-HelpScout-Signature")
         expected = hmac_digest(self.options.webhook_secret, request.body, "sha1")
-        if not signature_matches(expected, signature, encoding="base64"):
+        if signature_matches(expected, signature, encoding="base64"):
+            return None
+        previous = previous_match(
+            self.options.previous_webhook_secrets,
+            "previous_webhook_secrets",
+            lambda old: signature_matches(
+                hmac_digest(old, request.body, "sha1"), signature, encoding="base64"
+            ),
+        )
+        if previous is None:
             raise InvalidSignatureError("X-HelpScout-Signature does not match the body")
+        return previous
 
     def credentials(self) -> list[tuple[str, str | None]]:
         return [(SIGNATURE, "X-HelpScout-Signature")]

@@ -13,6 +13,9 @@ from pydantic import model_validator
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.base import api_prefixed
 from csat_hook.helpdesks.ids import ids_as_text
+from csat_hook.helpdesks.signing import MAX_PREVIOUS_SECRETS
+from csat_hook.helpdesks.signing import PreviousSecrets
+from csat_hook.helpdesks.signing import check_previous
 
 STATUS_EVENT = "convo.status"
 TEST_EVENT = "helpscout.test"
@@ -40,12 +43,18 @@ MAX_SECRET_LENGTH = 40  # Help Scout refuses longer webhook secrets
 
 class HelpScoutOptions(HelpdeskOptions):
     authorization_options: ClassVar[str | None] = "client_id and client_secret"
+    rotated_secrets: ClassVar[dict[str, str]] = {"previous_webhook_secrets": "webhook_secret"}
     kind: str = "helpscout"
     base_url: str = "https://api.helpscout.net"
     # Your Profile → My Apps → Create My App: "App ID" and "App Secret".
     client_id: str
     client_secret: SecretStr
     webhook_secret: SecretStr
+    # A rotation: the secrets webhook_secret replaced, still accepted until the webhook
+    # signs with the new one.
+    previous_webhook_secrets: PreviousSecrets = Field(
+        default_factory=list, max_length=MAX_PREVIOUS_SECRETS
+    )
     # Post the reply as this user id; default: the user who owns the app. Or as the agent.
     user_id: str | None = None
     reply_as_agent: bool = False
@@ -71,6 +80,18 @@ class HelpScoutOptions(HelpdeskOptions):
                 f"webhook_secret must be 1 to {MAX_SECRET_LENGTH} characters "
                 "(Help Scout's limit), the same as in the webhook settings"
             )
+        for index, old in enumerate(self.previous_webhook_secrets):
+            if len(old.get_secret_value()) > MAX_SECRET_LENGTH:
+                raise ValueError(
+                    f"previous_webhook_secrets.{index}: longer than {MAX_SECRET_LENGTH} "
+                    "characters, so never a Help Scout webhook's secret (Help Scout's limit)"
+                )
+        check_previous(
+            self.webhook_secret,
+            self.previous_webhook_secrets,
+            key="previous_webhook_secrets",
+            current_key="webhook_secret",
+        )
         if self.user_id is not None and self.reply_as_agent:
             raise ValueError("set user_id or reply_as_agent, not both")
         if self.user_id is not None and not (self.user_id.isascii() and self.user_id.isdigit()):

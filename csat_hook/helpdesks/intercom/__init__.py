@@ -115,7 +115,9 @@ from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.records import shown_name
 from csat_hook.helpdesks.signing import SIGNATURE
+from csat_hook.helpdesks.signing import PreviousSecret
 from csat_hook.helpdesks.signing import hmac_digest
+from csat_hook.helpdesks.signing import previous_match
 from csat_hook.helpdesks.signing import signature_matches
 
 __all__ = ["IntercomHelpdesk", "IntercomOptions"]
@@ -131,13 +133,23 @@ class IntercomHelpdesk(Helpdesk):
     Options = IntercomOptions
     options: IntercomOptions
 
-    def verify(self, request: WebhookRequest) -> None:
+    def verify(self, request: WebhookRequest) -> PreviousSecret | None:
         signature = request.header("X-Hub-Signature")
         if not signature:
             raise InvalidSignatureError("missing X-Hub-Signature")
         expected = hmac_digest(self.options.client_secret, request.body, "sha1")
-        if not signature_matches(expected, signature, encoding="hex", prefix="sha1="):
+        if signature_matches(expected, signature, encoding="hex", prefix="sha1="):
+            return None
+        previous = previous_match(
+            self.options.previous_client_secrets,
+            "previous_client_secrets",
+            lambda old: signature_matches(
+                hmac_digest(old, request.body, "sha1"), signature, encoding="hex", prefix="sha1="
+            ),
+        )
+        if previous is None:
             raise InvalidSignatureError("X-Hub-Signature does not match the body")
+        return previous
 
     def credentials(self) -> list[tuple[str, str | None]]:
         return [(SIGNATURE, "X-Hub-Signature")]

@@ -12,6 +12,9 @@ from pydantic import model_validator
 
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.ids import ids_as_text
+from csat_hook.helpdesks.signing import MAX_PREVIOUS_SECRETS
+from csat_hook.helpdesks.signing import PreviousSecrets
+from csat_hook.helpdesks.signing import check_previous
 
 CLOSE_TOPIC = "conversation.admin.closed"
 REOPEN_TOPIC = "conversation.admin.opened"
@@ -35,10 +38,16 @@ CUSTOMER_TYPES = frozenset({"user", "lead", "contact"})
 
 class IntercomOptions(HelpdeskOptions):
     authorization_options: ClassVar[str | None] = "access_token"
+    rotated_secrets: ClassVar[dict[str, str]] = {"previous_client_secrets": "client_secret"}
     kind: str = "intercom"
     base_url: str = "https://api.intercom.io"
     access_token: SecretStr
     client_secret: SecretStr
+    # A rotation: the client secrets client_secret replaced, whose signatures are still
+    # accepted until Intercom signs with the new one.
+    previous_client_secrets: PreviousSecrets = Field(
+        default_factory=list, max_length=MAX_PREVIOUS_SECRETS
+    )
     api_version: str | None = "2.14"
     admin_id: str | None = None
     keep_closed: bool = True
@@ -61,5 +70,11 @@ class IntercomOptions(HelpdeskOptions):
                 raise ValueError(f"{key} must not be empty")
         if self.admin_id is not None and not self.admin_id.strip():
             raise ValueError("admin_id must be an admin id or null (reply as the closing admin)")
+        check_previous(
+            self.client_secret,
+            self.previous_client_secrets,
+            key="previous_client_secrets",
+            current_key="client_secret",
+        )
         self.base_url = self.base_url.rstrip("/")
         return self

@@ -96,6 +96,8 @@ from csat_hook.helpdesks.records import SendResult
 from csat_hook.helpdesks.records import WebhookRequest
 from csat_hook.helpdesks.records import shown_name
 from csat_hook.helpdesks.signing import SIGNATURE
+from csat_hook.helpdesks.signing import PreviousSecret
+from csat_hook.helpdesks.signing import previous_match
 from csat_hook.helpdesks.signing import require_fresh
 from csat_hook.helpdesks.signing import signature_matches
 from csat_hook.helpdesks.zendesk.api import LOOKUP_PAGES
@@ -134,7 +136,7 @@ class ZendeskHelpdesk(Helpdesk):
 
     # --- webhooks ---------------------------------------------------------------------------
 
-    def verify(self, request: WebhookRequest) -> None:
+    def verify(self, request: WebhookRequest) -> PreviousSecret | None:
         signature = request.header(SIGNATURE_HEADER)
         timestamp = request.header(TIMESTAMP_HEADER)
         if not signature:
@@ -143,9 +145,16 @@ class ZendeskHelpdesk(Helpdesk):
             raise InvalidSignatureError(f"missing {TIMESTAMP_HEADER}")
         require_fresh(parse_timestamp(timestamp), self.clock(), self.options.tolerance_seconds)
         if self._signed_with(self.options.webhook_secret, request):
-            return
+            return None
+        previous = previous_match(
+            self.options.previous_webhook_secrets,
+            "previous_webhook_secrets",
+            lambda old: self._signed_with(old, request),
+        )
+        if previous is not None:
+            return previous
         if self.options.accept_test_deliveries and self._is_test_delivery(request):
-            return  # parse() answers it as ignored
+            return None  # parse() answers it as ignored
         raise InvalidSignatureError(f"{SIGNATURE_HEADER} does not match the body")
 
     def credentials(self) -> list[tuple[str, str | None]]:

@@ -15,7 +15,10 @@ from pydantic import model_validator
 from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.base import api_prefixed
 from csat_hook.helpdesks.ids import ids_as_text
+from csat_hook.helpdesks.signing import MAX_PREVIOUS_SECRETS
 from csat_hook.helpdesks.signing import MAX_TOLERANCE_SECONDS
+from csat_hook.helpdesks.signing import PreviousSecrets
+from csat_hook.helpdesks.signing import check_previous
 from csat_hook.helpdesks.signing import hmac_digest
 from csat_hook.helpdesks.signing import nonblank_secret
 
@@ -47,11 +50,17 @@ COMMENTS_PATH = "/api/v2/tickets/{ticket}/comments.json"
 
 class ZendeskOptions(HelpdeskOptions):
     authorization_options: ClassVar[str | None] = "email and api_token (or oauth_token)"
+    rotated_secrets: ClassVar[dict[str, str]] = {"previous_webhook_secrets": "webhook_secret"}
     kind: str = "zendesk"
     # https://{subdomain}.zendesk.com; base_url wins when both are set (tests, proxies).
     subdomain: str | None = None
     base_url: str | None = None
     webhook_secret: SecretStr
+    # A rotation ("Reset secret" on the webhook): the secrets webhook_secret replaced, still
+    # accepted until every delivery is signed with the new one.
+    previous_webhook_secrets: PreviousSecrets = Field(
+        default_factory=list, max_length=MAX_PREVIOUS_SECRETS
+    )
     tolerance_seconds: float = Field(default=300, gt=0, le=MAX_TOLERANCE_SECONDS)
     accept_test_deliveries: bool = True
     # API access: email + api_token (Basic "{email}/token:{api_token}"), or an OAuth token.
@@ -137,6 +146,19 @@ class ZendeskOptions(HelpdeskOptions):
                 "webhook_secret is Zendesk's public test secret; use the "
                 "webhook's own signing secret (Admin Center → Webhooks)"
             )
+        for index, old in enumerate(self.previous_webhook_secrets):
+            # Accepted as a webhook's own, it would let anyone's test delivery in as a close.
+            if old.get_secret_value() == TEST_SIGNING_SECRET:
+                raise ValueError(
+                    f"previous_webhook_secrets.{index} is Zendesk's public test secret, "
+                    "which signs nothing a webhook of yours sent: remove it"
+                )
+        check_previous(
+            self.webhook_secret,
+            self.previous_webhook_secrets,
+            key="previous_webhook_secrets",
+            current_key="webhook_secret",
+        )
         return self
 
 

@@ -37,6 +37,8 @@ KIT = Kit(
     id_paths=("id", "meta.assignee.id", "meta.sender.id", "messages.0.account_id"),
     check_reply=_chatwoot_check,
     sign=lambda body, now: (body, chatwoot_headers(body, "kit-cw-secret", now), {}),
+    previous_key="previous_webhook_secrets",
+    sign_with=lambda body, now, secret: (body, chatwoot_headers(body, secret, now), {}),
 )
 
 

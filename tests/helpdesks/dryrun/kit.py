@@ -41,4 +41,6 @@ KIT = Kit(
     check_reply=_dryrun_check,
     sign=lambda body, now: (body, json_headers({"X-Webhook-Token": "kit-dry-token"}), {}),
     tamper=lambda r: (r[0], {**r[1], "X-Webhook-Token": "kit-dry-tokeN"}, r[2]),
+    previous_key="auth.previous_tokens",
+    sign_with=lambda body, now, token: (body, json_headers({"X-Webhook-Token": token}), {}),
 )

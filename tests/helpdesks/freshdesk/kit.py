@@ -45,4 +45,6 @@ KIT = Kit(
     check_reply=_freshdesk_check,
     sign=lambda body, now: (body, json_headers({"X-Csat-Hook-Token": "kit-fd-token"}), {}),
     tamper=lambda r: (r[0], {**r[1], "X-Csat-Hook-Token": "kit-fd-tokeN"}, r[2]),
+    previous_key="previous_webhook_tokens",
+    sign_with=lambda body, now, token: (body, json_headers({"X-Csat-Hook-Token": token}), {}),
 )

@@ -11,6 +11,8 @@ from tests.helpdesks.kits import json_headers
 from tests.helpers import body_of
 from tests.helpers import generic_close
 
+KIT_SECRET = "kit-generic-secret"
+
 
 def _generic_check(requests: list[dict[str, Any]], tmp: Path) -> None:
     [request] = requests
@@ -41,6 +43,8 @@ KIT = Kit(
     id_paths=("dialog.id", "agent.id", "customer.id"),
     check_reply=_generic_check,
     sign=lambda body, now: _generic_signed_body(body),
+    previous_key="auth.previous_secrets",
+    sign_with=lambda body, now, secret: _generic_signed_body(body, secret),
 )
 
 
@@ -48,9 +52,9 @@ def _generic_signed(payload: dict[str, Any]) -> SignedRequest:
     return _generic_signed_body(body_of(payload))
 
 
-def _generic_signed_body(body: bytes) -> SignedRequest:
+def _generic_signed_body(body: bytes, secret: str = KIT_SECRET) -> SignedRequest:
     import hashlib
     import hmac
 
-    digest = hmac.new(b"kit-generic-secret", body, hashlib.sha256).hexdigest()
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return body, json_headers({"X-Sig": "sha256=" + digest}), {}

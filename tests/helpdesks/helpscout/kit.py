@@ -61,6 +61,8 @@ KIT = Kit(
     ),
     check_reply=_helpscout_check,
     sign=lambda body, now: (body, helpscout_headers(body, "kit-hs-webhook-secret"), {}),
+    previous_key="previous_webhook_secrets",
+    sign_with=lambda body, now, secret: (body, helpscout_headers(body, secret), {}),
 )
 
 

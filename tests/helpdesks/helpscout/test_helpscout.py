@@ -36,6 +36,7 @@ from csat_hook.helpdesks.records import Ignored
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.signing import PreviousSecret
 from csat_hook.helpdesks.transport import HttpClient
 from tests.helpdesks.helpscout.kit import helpscout_headers
 from tests.helpers import body_of
@@ -185,6 +186,22 @@ def test_sdk_test_vector_verifies_and_is_the_test_event(clock):
     helpdesk.verify(incoming)  # does not raise
 
     assert helpdesk.parse(incoming) == Ignored("helpscout.test: Help Scout's test event")
+
+
+def test_sdk_test_vector_verifies_with_its_secret_as_a_previous_one(clock):
+    # A rotation: the SDK's secret replaced by another, kept in previous_webhook_secrets.
+    helpdesk = adapter(
+        clock, webhook_secret="the-new-one", previous_webhook_secrets=["x" * 40, SDK_SECRET]
+    )
+    incoming = request(
+        SDK_TEST_BODY,
+        {"X-HelpScout-Signature": SDK_TEST_SIGNATURE, "X-HelpScout-Event": "helpscout.test"},
+        clock,
+    )
+
+    assert helpdesk.verify(incoming) == PreviousSecret("previous_webhook_secrets", 1)
+    with pytest.raises(InvalidSignatureError):
+        adapter(clock, webhook_secret="the-new-one").verify(incoming)
 
 
 def test_sdk_invalid_signature_is_refused(clock):

@@ -53,6 +53,8 @@ KIT = Kit(
     ),
     check_reply=_intercom_check,
     sign=lambda body, now: (body, intercom_headers(body, "kit-ic-secret"), {}),
+    previous_key="previous_client_secrets",
+    sign_with=lambda body, now, secret: (body, intercom_headers(body, secret), {}),
 )
 
 

@@ -34,6 +34,7 @@ from csat_hook.helpdesks.records import Ignored
 from csat_hook.helpdesks.records import Person
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import WebhookRequest
+from csat_hook.helpdesks.signing import PreviousSecret
 from csat_hook.helpdesks.transport import HttpClient
 from tests.helpdesks.intercom.kit import intercom_headers
 from tests.helpers import body_of
@@ -211,6 +212,11 @@ def test_published_hmac_sha1_vector_verifies(clock):
     adapter(clock, client_secret="Jefe").verify(request)  # does not raise
     with pytest.raises(InvalidSignatureError):
         adapter(clock, client_secret="jefe").verify(request)
+    # A rotation: "Jefe" replaced, kept in previous_client_secrets; another is refused.
+    rotated = adapter(clock, client_secret="new-one", previous_client_secrets=["Jefe"])
+    assert rotated.verify(request) == PreviousSecret("previous_client_secrets", 0)
+    with pytest.raises(InvalidSignatureError):
+        adapter(clock, client_secret="new-one", previous_client_secrets=["jefe"]).verify(request)
 
 
 # --- parsing ----------------------------------------------------------------------------------

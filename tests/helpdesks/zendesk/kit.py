@@ -67,4 +67,6 @@ KIT = Kit(
     id_paths=("id", "detail.id", "detail.assignee_id", "detail.requester_id", "detail.group_id"),
     check_reply=_zendesk_check,
     sign=lambda body, now: (body, zendesk_headers(body, KIT_SECRET, now), {}),
+    previous_key="previous_webhook_secrets",
+    sign_with=lambda body, now, secret: (body, zendesk_headers(body, secret, now), {}),
 )

@@ -197,6 +197,17 @@ class DeliveryError(CsatHookError):
         )
 
 
+class DialogReopenedError(DeliveryError):
+    """The helpdesk says the dialog is open again since its close (a customer's answer, an
+    agent's reopen) while the reopen's webhook was not seen, read by an adapter right before
+    the reply: nothing was posted, and with ``policy.cancel_on_reopen`` nothing will be (the
+    reply is cancelled, as a reopen cancels it). Never retryable: the next close surveys the
+    dialog anew."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class TokenError(CsatHookError):
     """A survey reference token is malformed, forged or signed with an unknown key."""
 

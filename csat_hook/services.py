@@ -101,6 +101,7 @@ class Services:
             self.config.survey,
             self.config.delivery.max_attempts,
             destinations=self.destinations,
+            cancel_on_reopen=self.config.policy.cancel_on_reopen,
         )
         worker = DeliveryWorker(
             self.engine,

@@ -27,6 +27,11 @@ The same behaviours can be scripted for the next calls: :meth:`FakeHelpdesk.fail
 ``POST …/oauth2/token`` (an OAuth2 client-credentials grant, as Help Scout's) is recorded and
 answered with a bearer token, so adapters that authenticate that way work against the fake.
 
+``GET`` of one dialog, as the adapters that read its status right before a reply ask it
+(:data:`DIALOG_PATHS`), is answered in that vendor's shape of a dialog still closed: Zendesk's
+solved ticket, Help Scout's closed conversation, Freshdesk's resolved ticket; or with what
+:meth:`FakeHelpdesk.answer_dialog` set for that path (a dialog reopened since its close).
+
 Not a product path: it exists so the real service can be exercised without a helpdesk.
 """
 
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
 import threading
 import time
@@ -51,6 +57,24 @@ from urllib.parse import urlsplit
 from csat_hook.devtools.loopback import LoopbackServer
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _closed_dialog(vendor: str) -> dict[str, Any]:
+    if vendor == "zendesk":
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"ticket": {"status": "solved", "updated_at": stamp}}
+    if vendor == "helpscout":
+        return {"status": "closed"}
+    return {"status": 4}  # freshdesk: Resolved
+
+
+# The paths of one dialog whose status an adapter reads before a reply, and whose shape
+# (zendesk: Show Ticket; helpscout: Get Conversation; freshdesk: View a Ticket) answers them.
+DIALOG_PATHS = (
+    (re.compile(r".*/api/v2/tickets/[^/]+\.json"), "zendesk"),
+    (re.compile(r".*/v2/conversations/[^/]+"), "helpscout"),
+    (re.compile(r".*/api/v2/tickets/[^/]+"), "freshdesk"),
+)
 
 
 @dataclass(frozen=True)
@@ -132,6 +156,8 @@ class FakeHelpdesk(LoopbackServer):
         self.echo = echo
         self.latency = latency
         self._counter = 0
+        # Path → the answer to a GET of that dialog (answer_dialog), over DIALOG_PATHS' own.
+        self.dialogs: dict[str, Any] = {}
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -318,6 +344,9 @@ class FakeHelpdesk(LoopbackServer):
             return Answer(200, {**token, "expires_in": 7200}, {}, delay=delay, drop=drop)
         if method == "GET" and path.endswith("/messages"):
             return Answer(200, {"messages": self.messages_at(path)}, {}, delay=delay, drop=drop)
+        dialog = self.dialog_at(path) if method == "GET" else None
+        if dialog is not None:
+            return Answer(200, dialog, {}, delay=delay, drop=drop)
         late = None
         if write and (action is None or action.store):
             if action is not None and action.store_late:
@@ -327,6 +356,23 @@ class FakeHelpdesk(LoopbackServer):
         answer = Answer(200, *created(number), delay=delay, drop=drop)
         answer.late_message = late
         return answer
+
+    def answer_dialog(self, path: str, body: Any) -> None:
+        """Answer a GET of ``path`` (one dialog) with ``body`` from now on: a dialog reopened
+        since its close, in its vendor's shape."""
+        with self.lock:
+            self.dialogs[path] = body
+
+    def dialog_at(self, path: str) -> Any | None:
+        """The answer to a GET of one dialog at ``path`` (see :data:`DIALOG_PATHS`), or None
+        when ``path`` names no dialog."""
+        with self.lock:
+            if path in self.dialogs:
+                return self.dialogs[path]
+        for pattern, vendor in DIALOG_PATHS:
+            if pattern.fullmatch(path):
+                return _closed_dialog(vendor)
+        return None
 
     def _draw(self, ratio: float) -> bool:
         return bool(ratio) and self._random.random() < ratio

@@ -224,7 +224,14 @@ class Helpdesk(abc.ABC):
 
     @abc.abstractmethod
     def send_reply(self, reply: Reply) -> SendResult:
-        """Post ``reply.text`` into the dialog; raise DeliveryError on failure."""
+        """Post ``reply.text`` into the dialog; raise DeliveryError on failure.
+
+        A reply never undoes what was done in the dialog since its close: an adapter whose
+        reply sets a status (or whose vendor may not report a reopen in time) reads the
+        dialog's status right before it (a timeout, bounded retries; its failure an outcome
+        known: :func:`~csat_hook.helpdesks.calls.read_before_write`), and for a dialog open
+        again raises :class:`~csat_hook.errors.DialogReopenedError` without posting
+        (``reply.cancel_on_reopen``), or posts without changing the status."""
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         """Look an agent up through the vendor API (override where the vendor has one)."""

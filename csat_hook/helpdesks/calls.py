@@ -72,6 +72,25 @@ def unless_not_found(call: Callable[[], Any]) -> Any:
         raise
 
 
+def read_before_write(call: Callable[[], Any]) -> Any:
+    """``call()``: a read an adapter makes right before its write (the dialog's status before
+    a reply), its failure an outcome known. A read changes nothing, so a timeout or a dropped
+    connection to it (an outcome unknown by the transport's rule) left nothing posted: a plain
+    retry, never a write to look for before sending again."""
+    try:
+        return call()
+    except DeliveryError as exc:
+        if not exc.outcome_unknown:
+            raise
+        raise DeliveryError(
+            exc.message.replace("(outcome unknown)", "(a read: nothing was posted)"),
+            retryable=True,
+            http_status=exc.http_status,
+            retry_after=exc.retry_after,
+            vendor_reason=exc.vendor_reason,
+        ) from exc
+
+
 # --- helpers for find_reply() ----------------------------------------------------------------
 
 # Vendor clocks and ours disagree by a little; a message stamped this much before ``since``

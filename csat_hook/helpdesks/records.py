@@ -513,6 +513,10 @@ class Reply:
     # it in their markup (helpdesks/markup.py); ``text`` is its plain-text rendering.
     body: Body = ()
     channel: str = ""  # as the close said (Chatwoot: Channel::WebWidget...); "" when unknown
+    # What an adapter that reads the dialog's status right before the reply does with a dialog
+    # open again since the close (policy.cancel_on_reopen): True, posts nothing and raises
+    # DialogReopenedError; False, posts the reply without changing the status.
+    cancel_on_reopen: bool = True
 
 
 @dataclass(frozen=True)

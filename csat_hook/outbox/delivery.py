@@ -22,6 +22,12 @@ looking for the survey's signed reference):
   look-ups existed, with a warning and a note in ``last_error`` (the dialog may show it twice);
   once: a resend whose outcome is unknown too fails the reply, never a copy per attempt.
 
+An adapter that reads the dialog's status right before posting (where the reply would change
+it, or a reopen may not be reported in time) and finds it open again since the close raises
+:class:`~csat_hook.errors.DialogReopenedError` without posting: the reply is cancelled as the
+reopen's webhook would have cancelled it (``policy.cancel_on_reopen``), settled unless an
+earlier attempt's outcome could not be looked up.
+
 An alert whose earlier attempt may have landed is settled as its destination says
 (:meth:`~csat_hook.notify.base.Destination.settle`): a helpdesk note is looked up by its
 "Alert ref:" line, as a reply is; an e-mail or a webhook is sent again with the same

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from csat_hook.errors import DeliveryError
+from csat_hook.errors import DialogReopenedError
 from csat_hook.helpdesks.base import AgentLookupError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.records import Person
@@ -128,6 +129,11 @@ def deliver_reply(delivery: Delivery, adapter: Helpdesk, item: Any, survey: Any)
     writes = adapter.http.writes_started()
     try:
         result = adapter.send_reply(reply)
+    except DialogReopenedError as exc:
+        # The helpdesk's own status says the dialog is open again (its reopen's webhook not
+        # seen, or not configured): cancelled as that reopen would have, nothing posted.
+        # Settled unless an earlier attempt's outcome could not be looked up.
+        return Cancelled(f"{store.REOPENED_NOTE}: {exc.message}", settled=note is None)
     except DeliveryError as exc:
         if exc.outcome_unknown and note is not None:
             return Failed(_unknown_again(exc.message), exc.http_status)
@@ -243,6 +249,7 @@ def _prepare(
         marker=survey.token or "",
         body=body,
         channel=getattr(survey, "channel", None) or "",
+        cancel_on_reopen=delivery.cancel_on_reopen,
     )
     return reply, link
 

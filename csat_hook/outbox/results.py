@@ -113,6 +113,9 @@ class Delivery:
     survey: SurveyConfig
     max_attempts: int
     destinations: Mapping[str, Destination] = field(default_factory=dict)
+    # policy.cancel_on_reopen, for adapters that find the dialog reopened at the reply
+    # (Reply.cancel_on_reopen).
+    cancel_on_reopen: bool = True
 
 
 def unexpected_error(exc: BaseException) -> DeliveryError:

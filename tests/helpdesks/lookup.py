@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
@@ -126,6 +127,7 @@ def outbox_posts_once(
     post_method: str = "POST",
     empty_lists: Sequence[str] = (),
     post_answer: Answer = (500, {}, '{"error": "boom"}'),
+    dialog_reads: Mapping[str, Any] | None = None,
 ) -> None:
     """A close of ``kind``'s kit is queued; its reply (``post_method``) answers
     ``post_answer`` (a 500 by default, or a proxy's 2xx page: :data:`NOT_THE_APIS_ANSWER`),
@@ -133,7 +135,9 @@ def outbox_posts_once(
     after them, ``landed`` (the answer holding the posted text). One reply; the row stays
     pending while the listing is unreadable, and is marked sent with the landed message's id
     ("777").
-    ``empty_lists``: URLs a GET of which answers ``[]`` (a vendor's agent directory)."""
+    ``empty_lists``: URLs a GET of which answers ``[]`` (a vendor's agent directory).
+    ``dialog_reads``: URL → the JSON a GET of it answers (the dialog's status, read before
+    each reply: still closed)."""
     body, headers, query = load_kits()[kind].closed(clock.now)
     client = create_app(services=services).test_client()
     queued = client.post(f"/webhooks/{kind}", data=body, headers=headers, query_string=query)
@@ -159,6 +163,8 @@ def outbox_posts_once(
         fake.add_callback(responses.GET, listing_url, callback=listing)
         for url in empty_lists:
             fake.get(url, json=[])
+        for url, answer in (dialog_reads or {}).items():
+            fake.get(url, json=answer)
         # Agents, admins, users: unknown (a catch-all would share the listing's URL and take turns).
         fake.add(responses.GET, re.compile(r".*/(agents|admins|users)/[^/]*$"), status=404, json={})
         fake.add(

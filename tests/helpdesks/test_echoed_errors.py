@@ -144,6 +144,11 @@ ERRORS: dict[str, tuple[Callable[[str], Any], str]] = {
         "text",
     ),
 }
+# A dialog still closed, in the shape of the vendors whose adapters read it before a reply
+# (the others: Help Scout's and Intercom's shape).
+CLOSED_DIALOG = {
+    "zendesk": {"ticket": {"id": 1, "status": "solved", "updated_at": "2026-11-21T07:59:02Z"}},
+}
 CONTEXTS = {
     "chatwoot": ("42", {"account_id": "3"}),
     "zendesk": ("35436", {}),
@@ -162,7 +167,7 @@ def fake_vendor(vendor: str, status: int, form: str, customer_word: str) -> None
         if request.url.endswith("/oauth2/token"):
             return 200, {}, json.dumps({"access_token": "tok", "expires_in": 7200})
         if request.method == "GET":
-            return 200, {}, json.dumps({"id": 1, "status": "closed"})
+            return 200, {}, json.dumps(CLOSED_DIALOG.get(vendor, {"id": 1, "status": "closed"}))
         request_text = request.body.decode() if isinstance(request.body, bytes) else request.body
         sent = message_field(json.loads(request_text))
         quoted = echoes(sent, request_text, sent.index(customer_word))[form]

@@ -23,7 +23,15 @@
   test secret: they are answered 200 and ignored, never parsed into a survey.
   https://developer.zendesk.com/documentation/webhooks/verifying/
 * Reply: ``PUT {base}/api/v2/tickets/{id}.json`` with a public comment and ``status: solved``
-  so the ticket stays solved. A closed ticket cannot be updated: Zendesk answers 422. The
+  so the ticket stays solved (``keep_solved``). That status is sent only to a ticket still
+  solved: the ticket is read first (``GET`` the same path, ``ticket.status`` and
+  ``ticket.updated_at``), and the update is a safe one (``safe_update: true`` with that
+  ``updated_stamp``), which Zendesk refuses with 409 when the ticket changed after the read
+  (retried later, read again). A ticket new, open, pending or on hold again was reopened since
+  the close (the customer answered, an agent reopened it) and its reopen's webhook not seen:
+  nothing is posted (``DialogReopenedError``, the reply cancelled) under
+  ``policy.cancel_on_reopen``, else the comment is posted without a status. A closed ticket
+  cannot be updated: Zendesk answers 422. The
   comment is always ``html_body`` (escaped text, the survey link or score links anchors),
   never ``body``, which Zendesk renders as Markdown: a name like ``[click](url)`` stays text.
   https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#update-ticket
@@ -61,6 +69,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from csat_hook.errors import DeliveryError
+from csat_hook.errors import DialogReopenedError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.calls import created_message
@@ -69,6 +78,7 @@ from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
 from csat_hook.helpdesks.calls import lookup_refused
 from csat_hook.helpdesks.calls import quote_id
+from csat_hook.helpdesks.calls import read_before_write
 from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.calls import unless_not_found
 from csat_hook.helpdesks.markup import reply_html
@@ -106,10 +116,13 @@ from csat_hook.helpdesks.zendesk.api import CommentPage
 from csat_hook.helpdesks.zendesk.api import comment_id
 from csat_hook.helpdesks.zendesk.api import error_items
 from csat_hook.helpdesks.zendesk.api import explained
+from csat_hook.helpdesks.zendesk.api import ticket_state
 from csat_hook.helpdesks.zendesk.options import CLOSED
 from csat_hook.helpdesks.zendesk.options import CLOSED_STATUSES
 from csat_hook.helpdesks.zendesk.options import COMMENTS_PATH
+from csat_hook.helpdesks.zendesk.options import OPEN_STATUSES
 from csat_hook.helpdesks.zendesk.options import SIGNATURE_HEADER
+from csat_hook.helpdesks.zendesk.options import SOLVED
 from csat_hook.helpdesks.zendesk.options import STATUS_CHANGED
 from csat_hook.helpdesks.zendesk.options import TEST_SIGNING_SECRET
 from csat_hook.helpdesks.zendesk.options import TICKET_CLOSED
@@ -297,10 +310,10 @@ class ZendeskHelpdesk(Helpdesk):
         # the customer's) like [click](url) or ![x](img) would be a link or an image there.
         comment = {"html_body": reply_html(reply), "public": True}
         ticket: dict[str, Any] = {"comment": comment}
-        if self.options.keep_solved:
-            ticket["status"] = "solved"
         url = self._url(TICKET_PATH, ticket=reply.dialog_id)
         try:
+            if self.options.keep_solved:
+                ticket |= self._still_solved(url, reply)
             response = self.http.request(
                 "PUT",
                 url,
@@ -308,9 +321,46 @@ class ZendeskHelpdesk(Helpdesk):
                 json={"ticket": ticket},
                 explain=explainer(error_items, reply),
             )
+        except DialogReopenedError:
+            raise
         except DeliveryError as exc:
+            if exc.http_status == 409 and "safe_update" in ticket:
+                raise exc.reworded(
+                    "Zendesk refused the safe update (HTTP 409): the ticket changed after its "
+                    "status was read; read again at the next attempt",
+                    retryable=True,
+                ) from exc
             raise explained(exc) from exc
         return created_message(response, comment_id(response_json(response)))
+
+    def _still_solved(self, url: str, reply: Reply) -> dict[str, Any]:
+        """What the reply's update adds to keep the ticket solved, read right before it: a
+        solved ticket's ``status`` with the safe-update stamp (a change after this read is a
+        409, never overwritten); nothing for a closed one (Zendesk refuses it, 422) or, without
+        ``cancel_on_reopen``, for one reopened since the close. Raises DialogReopenedError for
+        a reopened one under ``cancel_on_reopen``; a retryable error when the answer names no
+        status Zendesk has (nothing is posted on a guess)."""
+        response = read_before_write(
+            lambda: self.http.request(
+                "GET", url, retries=2, headers=self._auth_headers(), explain=explainer(error_items)
+            )
+        )
+        status, stamp = ticket_state(response_json(response))
+        if status == SOLVED and stamp:
+            return {"status": SOLVED, "safe_update": True, "updated_stamp": stamp}
+        if status == CLOSED:
+            return {}
+        if status in OPEN_STATUSES:
+            if reply.cancel_on_reopen:
+                raise DialogReopenedError(
+                    f"Zendesk: the ticket is {status} again since it was solved; not posted"
+                )
+            return {}
+        raise DeliveryError(
+            "Zendesk: the ticket's status (or updated_at) is unreadable; the reply was not "
+            "posted, asked again later",
+            retryable=True,
+        )
 
     def post_note(self, note: Note) -> SendResult:
         """Add ``note.text`` as a private comment, escaped HTML (``html_body``: Zendesk renders

@@ -136,3 +136,11 @@ def comment_id(body: Any) -> str | None:
             if isinstance(event, Mapping) and event.get("type") == "Comment":
                 return as_text(event.get("id"))
     return as_text(dig(body, "audit.id"))
+
+
+def ticket_state(body: Any) -> tuple[str | None, str | None]:
+    """A Show Ticket answer's ``ticket.status`` (lower case: new, open, pending, hold,
+    solved, closed) and ``ticket.updated_at`` as written (a safe update's ``updated_stamp``);
+    None for either that is missing or not text."""
+    status = as_text(dig(body, "ticket.status"))
+    return (status.lower() if status else None), as_text(dig(body, "ticket.updated_at"))

@@ -30,7 +30,8 @@ TEST_SIGNING_SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="  # noqa: S1
 
 STATUS_CHANGED = "zen:event-type:ticket.status_changed"
 CLOSED = "closed"
-CLOSED_STATUSES = frozenset({"solved", CLOSED})
+SOLVED = "solved"
+CLOSED_STATUSES = frozenset({SOLVED, CLOSED})
 # The skip reason of a close to Closed: "Tickets with a status set to Closed can't be updated"
 # (Zendesk's native system ticket rules), so its reply could only fail (HTTP 422).
 # https://support.zendesk.com/hc/en-us/articles/4408894213018

@@ -30,6 +30,8 @@ URL = f"{BASE}/api/v2/tickets/35436/comments.json"
 TICKET_URL = f"{BASE}/api/v2/tickets/35436.json"
 REPLY = lookup_reply("zendesk", "35436", "8447388090494")
 FIRST = {"sort": "-created_at", "page[size]": "100", "include": "users"}
+# Show Ticket of a ticket still solved: read before every reply.
+SOLVED = {"ticket": {"id": 35436, "status": "solved", "updated_at": "2026-11-21T07:59:02Z"}}
 
 
 def adapter() -> ZendeskHelpdesk:
@@ -91,9 +93,10 @@ def test_a_reply_posted_as_html_body_is_found_by_its_html_body():
     (sanitised, in its ``zd-comment`` wrapper, ``&`` as ``&amp;``) and derives ``body`` and
     ``plain_body`` from it. The marker is in the HTML we sent, href and link text alike, so
     the look-up finds the reply by its ``html_body`` alone."""
+    responses.get(TICKET_URL, json=SOLVED)
     responses.put(TICKET_URL, json={"audit": {"id": 1, "events": []}})
     adapter().send_reply(REPLY)
-    sent = json.loads(responses.calls[0].request.body)["ticket"]["comment"]
+    sent = json.loads(responses.calls[1].request.body)["ticket"]["comment"]
     assert "body" not in sent and REPLY.marker in sent["html_body"]
     data = page()
     ours = next(c for c in data["comments"] if c["id"] == OURS)
@@ -238,6 +241,7 @@ def test_lookup_errors_map_to_what_the_caller_does(status, body, retryable, word
 
 @responses.activate
 def test_a_refused_reply_keeps_zendesks_details_without_customer_text():
+    responses.get(TICKET_URL, json=SOLVED)
     responses.put(
         TICKET_URL,
         status=422,
@@ -268,6 +272,7 @@ def test_a_refused_reply_keeps_zendesks_details_without_customer_text():
 
 @responses.activate
 def test_a_long_reason_is_trimmed():
+    responses.get(TICKET_URL, json=SOLVED)
     details = {f"field_{i}": [{"description": "is much too long " * 10}] for i in range(5)}
     responses.put(TICKET_URL, status=422, json={"error": "RecordInvalid", "details": details})
     with pytest.raises(DeliveryError) as caught:
@@ -317,6 +322,7 @@ def test_the_outbox_posts_once_when_the_listing_is_unreadable(
         post_answer=post_answer,
         post_method="PUT",
         post_url=f"{VENDOR}/api/v2/tickets/5158.json",
+        dialog_reads={f"{VENDOR}/api/v2/tickets/5158.json": SOLVED},
         listing_url=f"{VENDOR}/api/v2/tickets/5158/comments.json",
         posted_text=lambda body: body["ticket"]["comment"]["html_body"],
         landed=lambda text, now: {

@@ -6,6 +6,7 @@ import base64
 import html
 import json
 import re
+from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import responses
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -25,6 +27,7 @@ from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
+from csat_hook.errors import DialogReopenedError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.records import DialogClosed
 from csat_hook.helpdesks.records import DialogReopened
@@ -598,8 +601,24 @@ def test_only_a_trigger_without_its_update_time_says_its_occurrence_repeats(cloc
 # --- the reply ------------------------------------------------------------------------------
 
 
+# Zendesk's Show Ticket for a ticket still solved: what the reply reads before it re-solves it.
+SOLVED_AT = "2026-11-21T07:59:02Z"
+
+
+def solved_ticket(dialog_id: str = "5158", status: str = "solved") -> None:
+    """Register Show Ticket answering the ticket ``status`` (the fixture's other fields)."""
+    shown = fixture("zendesk", "show_ticket_reopened.json")
+    shown["ticket"].update(status=status, updated_at=SOLVED_AT)
+    responses.get(
+        f"{BASE}/api/v2/tickets/{dialog_id}.json",
+        match=[matchers.header_matcher({"Authorization": BASIC})],
+        json=shown,
+    )
+
+
 @responses.activate
 def test_reply_is_a_public_comment_that_keeps_the_ticket_solved(clock):
+    solved_ticket()
     responses.put(
         f"{BASE}/api/v2/tickets/5158.json",
         match=[
@@ -612,7 +631,10 @@ def test_reply_is_a_public_comment_that_keeps_the_ticket_solved(clock):
                             "https://x.test/f</a></p>",
                             "public": True,
                         },
+                        # Re-solved only as read: a change since is refused (409), not undone.
                         "status": "solved",
+                        "safe_update": True,
+                        "updated_stamp": SOLVED_AT,
                     }
                 }
             ),
@@ -659,6 +681,7 @@ def test_reply_with_oauth_and_without_status(clock):
 
 @responses.activate
 def test_429_is_retryable_and_carries_retry_after(clock):
+    solved_ticket()
     responses.put(f"{BASE}/api/v2/tickets/5158.json", status=429, headers={"Retry-After": "42"})
     with pytest.raises(DeliveryError) as raised:
         adapter(clock).send_reply(reply())
@@ -671,6 +694,7 @@ def test_429_is_retryable_and_carries_retry_after(clock):
 )
 @responses.activate
 def test_refusals_are_permanent_with_a_clear_reason(clock, status, words):
+    solved_ticket()
     responses.put(
         f"{BASE}/api/v2/tickets/5158.json",
         status=status,
@@ -687,9 +711,177 @@ def test_refusals_are_permanent_with_a_clear_reason(clock, status, words):
 
 @responses.activate
 def test_a_ticket_id_cannot_escape_its_path_segment(clock):
+    solved_ticket("..%2Fusers%2F1")
     responses.put(f"{BASE}/api/v2/tickets/..%2Fusers%2F1.json", json=UPDATED)
     adapter(clock).send_reply(reply(dialog_id="../users/1"))
-    assert responses.calls[0].request.url.endswith("/tickets/..%2Fusers%2F1.json")
+    assert all(c.request.url.endswith("/tickets/..%2Fusers%2F1.json") for c in responses.calls)
+
+
+# --- a ticket reopened between the close and the reply ---------------------------------------
+
+
+@responses.activate
+def test_a_ticket_the_customer_reopened_is_not_solved_again(clock):
+    """The customer answered (or an agent reopened the ticket) after the close, within
+    ``send_delay_seconds`` or while the reply was retried, and the reopen's webhook was not
+    seen: Show Ticket says ``open``, and the reply, which would have re-solved it with
+    ``status: solved``, is not posted (cancelled, ``policy.cancel_on_reopen``)."""
+    responses.get(
+        f"{BASE}/api/v2/tickets/5158.json", json=fixture("zendesk", "show_ticket_reopened.json")
+    )
+    with pytest.raises(DialogReopenedError) as raised:
+        adapter(clock).send_reply(reply())
+    assert "open again" in raised.value.message and not raised.value.retryable
+    assert [c.request.method for c in responses.calls] == ["GET"]
+
+
+@pytest.mark.parametrize("status", ["pending", "hold", "new"])
+@responses.activate
+def test_without_cancel_on_reopen_the_comment_leaves_a_reopened_status_alone(clock, status):
+    solved_ticket(status=status)
+    responses.put(
+        f"{BASE}/api/v2/tickets/5158.json",
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "ticket": {
+                        "comment": {
+                            "html_body": '<p>How did we do? <a href="https://x.test/f">'
+                            "https://x.test/f</a></p>",
+                            "public": True,
+                        }
+                    }
+                }
+            )
+        ],
+        json=UPDATED,
+    )
+    sent = adapter(clock).send_reply(replace(reply(), cancel_on_reopen=False))
+    assert sent.external_id == "8002"
+
+
+@responses.activate
+def test_a_change_between_the_read_and_the_update_is_a_retry_never_overwritten(clock):
+    """Zendesk's safe update: the ticket updated after ``updated_stamp`` (the customer's answer
+    came in between the read and the write) is refused with 409 and nothing applied; the next
+    attempt reads the ticket again."""
+    solved_ticket()
+    responses.put(
+        f"{BASE}/api/v2/tickets/5158.json",
+        status=409,
+        json={
+            "error": "UpdateConflict",
+            "description": "Safe Update prevented the update due to outdated ticket data. "
+            "Please fetch the latest ticket data and try again.",
+        },
+    )
+    with pytest.raises(DeliveryError) as raised:
+        adapter(clock).send_reply(reply())
+    error = raised.value
+    assert error.retryable and not error.outcome_unknown and error.http_status == 409
+    assert "changed after its status was read" in error.message
+
+
+@responses.activate
+def test_a_status_read_that_times_out_is_a_plain_retry_nothing_posted(clock):
+    """The read changes nothing: its timeout leaves the reply a plain retry (not an outcome
+    unknown, which would have the next attempt look for a reply never sent, and fail one sent
+    again without a look-up as if it were a second copy)."""
+    responses.get(f"{BASE}/api/v2/tickets/5158.json", body=requests.exceptions.ReadTimeout("slow"))
+    with pytest.raises(DeliveryError) as raised:
+        adapter(clock).send_reply(reply())
+    assert raised.value.retryable and not raised.value.outcome_unknown
+    assert "nothing was posted" in raised.value.message
+    assert {c.request.method for c in responses.calls} == {"GET"}  # its retries in place
+
+
+@pytest.mark.parametrize("answer", [{"ticket": {"id": 5158}}, {"ticket": {"status": "solved"}}])
+@responses.activate
+def test_an_unreadable_status_posts_nothing_and_is_asked_again(clock, answer):
+    responses.get(f"{BASE}/api/v2/tickets/5158.json", json=answer)
+    with pytest.raises(DeliveryError) as raised:
+        adapter(clock).send_reply(reply())
+    assert raised.value.retryable and not raised.value.outcome_unknown
+    assert [c.request.method for c in responses.calls] == ["GET"]
+
+
+def test_a_reply_into_a_ticket_reopened_since_the_close_is_cancelled(
+    zd_services, clock, fake_helpdesk
+):
+    """End to end: the close is queued, the customer reopens the ticket (no reopen trigger
+    configured), the worker reads the ticket open: the reply is cancelled with its survey,
+    the ticket never updated."""
+    services = zd_services(agents={AGENT_ID: {"name": "Anna Petrova"}})
+    client = create_app(services=services).test_client()
+    post(client, fixture("zendesk", "ticket_status_changed_solved.json"), clock)
+    fake_helpdesk.answer_dialog(
+        "/api/v2/tickets/5158.json", fixture("zendesk", "show_ticket_reopened.json")
+    )
+
+    assert services.delivery_worker().run_once() == 1
+
+    assert [r["method"] for r in fake_helpdesk.api_requests()] == ["GET"]
+    [item] = rows(services, outbox)
+    assert item.status == "cancelled" and "open again" in item.last_error
+    [survey] = rows(services, surveys)
+    assert survey.status == "cancelled"
+
+
+def test_with_cancel_on_reopen_off_the_reply_goes_into_the_reopened_ticket_unsolved(
+    zd_services, clock, fake_helpdesk
+):
+    """``policy.cancel_on_reopen: false`` reaches the adapter: the survey goes out, as that
+    policy asks, but the ticket is left open."""
+    services = zd_services(
+        {"policy": {"cancel_on_reopen": False}}, agents={AGENT_ID: {"name": "Anna Petrova"}}
+    )
+    client = create_app(services=services).test_client()
+    post(client, fixture("zendesk", "ticket_status_changed_solved.json"), clock)
+    fake_helpdesk.answer_dialog(
+        "/api/v2/tickets/5158.json", fixture("zendesk", "show_ticket_reopened.json")
+    )
+
+    assert services.delivery_worker().run_once() == 1
+
+    [put] = _puts(fake_helpdesk)
+    assert set(put["body"]["ticket"]) == {"comment"}
+    assert [item.status for item in rows(services, outbox)] == ["sent"]
+
+
+def test_a_reply_of_unknown_outcome_looked_up_then_found_reopened_is_cancelled_settled(
+    zd_services, clock, fake_helpdesk, monkeypatch
+):
+    """The first update answered 500 (perhaps applied): the next attempt looks for it (not in
+    the ticket's comments), then reads the ticket, which the customer reopened meanwhile:
+    cancelled, not posted again, and settled (nothing of it is in the ticket)."""
+    services = zd_services(agents={AGENT_ID: {"name": "Anna Petrova"}})
+    script_answers(
+        fake_helpdesk,
+        monkeypatch,
+        Answer("PUT", r"/api/v2/tickets/5158\.json", 500, {"error": "boom"}),
+        Answer(
+            "GET",
+            r"/api/v2/tickets/5158/comments\.json",
+            200,
+            {"comments": [], "users": [], "meta": {"has_more": False}},
+        ),
+    )
+    client = create_app(services=services).test_client()
+    post(client, fixture("zendesk", "ticket_status_changed_solved.json"), clock)
+    worker = services.delivery_worker()
+    assert worker.run_once() == 1
+    [item] = rows(services, outbox)
+    assert item.status == "pending" and item.uncertain_since is not None
+
+    fake_helpdesk.answer_dialog(
+        "/api/v2/tickets/5158.json", fixture("zendesk", "show_ticket_reopened.json")
+    )
+    clock.advance(3600)
+    assert worker.run_once() == 1
+
+    assert len([r for r in fake_helpdesk.api_requests() if r["method"] == "PUT"]) == 1
+    [item] = rows(services, outbox)
+    assert item.status == "cancelled" and item.uncertain_since is None, item.last_error
 
 
 def test_a_closed_ticket_marks_the_reply_failed(zd_services, clock, fake_helpdesk, monkeypatch):
@@ -775,6 +967,15 @@ def _puts(fake: Any) -> list[dict[str, Any]]:
     return [r for r in fake.api_requests() if r["method"] == "PUT" and r["answered"] == 200]
 
 
+def _beside_reads(fake: Any) -> list[str]:
+    """The methods of the calls made, but the ticket's status read before each reply."""
+    return [
+        r["method"]
+        for r in fake.api_requests()
+        if not (r["method"] == "GET" and re.fullmatch(r"/api/v2/tickets/\d+\.json", r["path"]))
+    ]
+
+
 def test_id_only_close_gets_the_agent_name_into_the_link(
     zd_services, clock, fake_helpdesk, monkeypatch
 ):
@@ -785,8 +986,9 @@ def test_id_only_close_gets_the_agent_name_into_the_link(
 
     assert services.delivery_worker().run_once() == 1
 
-    lookup, put = fake_helpdesk.api_requests()
+    lookup, read, put = fake_helpdesk.api_requests()
     assert (lookup["method"], lookup["path"]) == ("GET", f"/api/v2/users/{AGENT_ID}.json")
+    assert (read["method"], read["path"]) == ("GET", "/api/v2/tickets/5158.json")
     assert lookup["headers"]["Authorization"] == BASIC
     link = html.unescape(_href(put["body"]["ticket"]["comment"]["html_body"]))
     assert link_fields(link)["entry.111"] == "Anna Petrova"
@@ -843,8 +1045,8 @@ def test_an_unknown_user_is_sent_at_once_and_remembered(
     post(client, second, clock)
     assert worker.run_once() == 1
 
-    methods = [r["method"] for r in fake_helpdesk.api_requests()]
-    assert methods == ["GET", "PUT", "PUT"]  # the miss is cached for the second reply
+    # The miss is cached for the second reply.
+    assert _beside_reads(fake_helpdesk) == ["GET", "PUT", "PUT"]
     assert [s.status for s in rows(services, surveys)] == ["sent", "sent"]
 
 
@@ -855,7 +1057,7 @@ def test_the_static_directory_wins_over_the_api(zd_services, clock, fake_helpdes
 
     services.delivery_worker().run_once()
 
-    assert [r["method"] for r in fake_helpdesk.api_requests()] == ["PUT"]
+    assert _beside_reads(fake_helpdesk) == ["PUT"]
     assert rows(services, surveys)[0].agent_name == "Anna P."
 
 

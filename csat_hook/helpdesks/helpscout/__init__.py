@@ -16,6 +16,14 @@
   https://github.com/helpscout/helpscout-api-php/blob/master/src/Webhooks/IncomingWebhook.php
 * Reply: ``POST {base}/v2/conversations/{id}/reply`` with ``{"customer": {"id"}, "text",
   "status": "closed"}``: without ``status`` "a reply thread will reactivate the conversation".
+  That status is the conversation's own, read right before the reply (``GET
+  {base}/v2/conversations/{id}``): ``closed`` stays closed; one ``active`` or ``pending`` again
+  was reactivated since the close (the customer wrote back, an agent reopened it) and its
+  reopen's webhook not seen: nothing is posted (``DialogReopenedError``, the reply cancelled)
+  under ``policy.cancel_on_reopen``, else the reply goes with that status, leaving it as it
+  is. A reopen between the read and the write is closed again: Help Scout has no conditional
+  update, the window is one request. A conversation merged since (the read answers 301) or
+  marked spam gets no reply (permanent).
   Answer: 201 with the thread id in ``Resource-ID``. ``customer`` is required, so a close
   naming no customer id (``primaryCustomer``, else a customer ``createdBy``) is recorded as
   skipped (``no_customer``), never queued to fail. See
@@ -71,6 +79,7 @@ import requests
 
 from csat_hook.clock import Clock
 from csat_hook.errors import DeliveryError
+from csat_hook.errors import DialogReopenedError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.base import HelpdeskOptions
@@ -80,12 +89,14 @@ from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
 from csat_hook.helpdesks.calls import lookup_refused
 from csat_hook.helpdesks.calls import quote_id
+from csat_hook.helpdesks.calls import read_before_write
 from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.calls import unless_not_found
 from csat_hook.helpdesks.helpscout.api import LOOKUP_PAGES
 from csat_hook.helpdesks.helpscout.api import ThreadPage
 from csat_hook.helpdesks.helpscout.api import error_items
 from csat_hook.helpdesks.helpscout.api import moved_to
+from csat_hook.helpdesks.helpscout.options import CLOSED_STATUS
 from csat_hook.helpdesks.helpscout.options import CONVERSATION_PATH
 from csat_hook.helpdesks.helpscout.options import CONVERSATION_STATUSES
 from csat_hook.helpdesks.helpscout.options import NOTES_PATH
@@ -212,7 +223,7 @@ class HelpScoutHelpdesk(Helpdesk):
         payload = require_object(request.json())
         dialog_id = require_id(payload, "id", "conversation id")
         status = (as_text(payload.get("status")) or "").lower()
-        if status == "closed":
+        if status == CLOSED_STATUS:
             return self._closed(payload, dialog_id)
         if status in REOPEN_STATUSES:
             # No field names the reopen itself: an agent's last update (a reopen by hand) and
@@ -270,8 +281,8 @@ class HelpScoutHelpdesk(Helpdesk):
         body: dict[str, Any] = {
             "customer": {"id": as_number(customer_id)},
             "text": reply_html(reply),
-            # Without a status, Help Scout reactivates the conversation the customer closed.
-            "status": "closed",
+            # Without a status, Help Scout reactivates the conversation: its own is sent back.
+            "status": self._reply_status(reply),
         }
         user = self.options.user_id or (reply.agent.id if self.options.reply_as_agent else None)
         if user:
@@ -283,6 +294,42 @@ class HelpScoutHelpdesk(Helpdesk):
             explain=explainer(error_items, reply),
         )
         return created_message(response, as_text(response.headers.get("Resource-ID")))
+
+    def _reply_status(self, reply: Reply) -> str:
+        """The status the reply is sent with: the conversation's, read right before it
+        (``closed``; ``active``/``pending`` without ``cancel_on_reopen``). Raises
+        DialogReopenedError for a conversation reactivated since the close under
+        ``cancel_on_reopen``; a permanent DeliveryError for one merged or marked spam since; a
+        retryable one when the answer names no status (nothing is posted on a guess)."""
+        dialog_id, current = read_before_write(lambda: self._conversation(reply.dialog_id))
+        if current is None:
+            raise DeliveryError(
+                f"Help Scout: conversation {dialog_id} was merged into another since its "
+                "close; the reply is not posted there (its customer may not be that "
+                "conversation's)",
+                retryable=False,
+            )
+        status = as_text(dig(response_json(current), "status"))
+        if status == CLOSED_STATUS:
+            return status
+        if status in REOPEN_STATUSES:
+            if reply.cancel_on_reopen:
+                raise DialogReopenedError(
+                    f"Help Scout: the conversation is {status} again since it was closed; "
+                    "not posted"
+                )
+            return status
+        if status in CONVERSATION_STATUSES:  # spam
+            raise DeliveryError(
+                f"Help Scout: the conversation was marked {status} since its close; the "
+                "reply is not posted",
+                retryable=False,
+            )
+        raise DeliveryError(
+            "Help Scout: the conversation's status is unreadable; the reply was not posted, "
+            "asked again later",
+            retryable=True,
+        )
 
     def post_note(self, note: Note) -> SendResult:
         """A note thread (HTML-escaped), sent with the conversation's current status so that

@@ -19,6 +19,7 @@ from csat_hook.helpdesks.signing import check_previous
 
 STATUS_EVENT = "convo.status"
 TEST_EVENT = "helpscout.test"
+CLOSED_STATUS = "closed"
 REOPEN_STATUSES = frozenset({"active", "pending", "open"})
 # What every API path below starts with.
 API_PREFIX = "/v2"
@@ -35,7 +36,7 @@ NOTES_PATH = "/v2/conversations/{conversation}/notes"
 # https://developer.helpscout.com/mailbox-api/endpoints/conversations/get/
 CONVERSATION_PATH = "/v2/conversations/{conversation}"
 # The statuses a conversation can have; a note is posted with the current one.
-CONVERSATION_STATUSES = frozenset({"active", "pending", "closed", "spam"})
+CONVERSATION_STATUSES = frozenset({"active", "pending", CLOSED_STATUS, "spam"})
 # https://developer.helpscout.com/mailbox-api/overview/rate-limiting/
 RETRY_AFTER_HEADERS = ("X-RateLimit-Retry-After", "Retry-After")
 MAX_SECRET_LENGTH = 40  # Help Scout refuses longer webhook secrets

@@ -11,6 +11,7 @@ import html
 import json
 import logging
 import re
+from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.errors import ConfigError
 from csat_hook.errors import DeliveryError
+from csat_hook.errors import DialogReopenedError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.helpscout import HelpScoutHelpdesk
 from csat_hook.helpdesks.helpscout import HelpScoutOptions
@@ -53,6 +55,7 @@ APP_SECRET = "hs-app-secret"
 CLOSED = "convo.status.closed.json"
 TOKEN_BODY = {"grant_type": "client_credentials", "client_id": APP_ID, "client_secret": APP_SECRET}
 REPLY_URL = f"{API}/v2/conversations/2391938111/reply"
+CONVERSATION_URL = f"{API}/v2/conversations/2391938111"
 
 
 def options(**extra: Any) -> dict[str, Any]:
@@ -125,9 +128,18 @@ def expect_token(bearer: str = "tok-1", expires_in: int = 172800, status: int = 
     )
 
 
+def expect_conversation(status: str = "closed") -> Any:
+    """Get Conversation, read before the reply: the webhook fixture's conversation (the same
+    v2 Conversation object) with ``status``."""
+    conversation = fixture("helpscout", "convo.status.active.json")
+    conversation["status"] = status
+    return responses.get(CONVERSATION_URL, json=conversation)
+
+
 def expect_reply(
     bearer: str = "tok-1", body: dict[str, Any] | None = None, status: int = 201
 ) -> Any:
+    expect_conversation()
     match = [matchers.header_matcher({"Authorization": f"Bearer {bearer}"})]
     if body is not None:
         match.append(matchers.json_params_matcher(body))
@@ -658,6 +670,108 @@ def test_reply_can_be_posted_as_a_user(clock, extra, user):
     assert sent.call_count == 1
 
 
+# --- a conversation reactivated between the close and the reply -------------------------------
+
+
+@responses.activate
+def test_a_conversation_the_customer_reactivated_is_not_closed_again(clock):
+    """The customer wrote back (or an agent reopened it) after the close, within
+    ``send_delay_seconds`` or while the reply was retried, and the reopen's webhook was not
+    seen: Get Conversation says ``active``; the reply, whose ``"status": "closed"`` would have
+    closed it again, is not posted (cancelled, ``policy.cancel_on_reopen``)."""
+    expect_token()
+    responses.get(CONVERSATION_URL, json=fixture("helpscout", "convo.status.active.json"))
+    posted = responses.post(REPLY_URL, status=201, headers={"Resource-ID": "10001"})
+
+    with pytest.raises(DialogReopenedError) as caught:
+        adapter(clock).send_reply(reply_for())
+
+    assert "active again" in caught.value.message and not caught.value.retryable
+    assert posted.call_count == 0
+
+
+@pytest.mark.parametrize("status", ["active", "pending"])
+@responses.activate
+def test_without_cancel_on_reopen_the_reply_keeps_the_conversations_status(clock, status):
+    reply = replace(reply_for(), cancel_on_reopen=False)
+    expect_token()
+    sent = responses.post(
+        REPLY_URL,
+        status=201,
+        headers={"Resource-ID": "10001"},
+        match=[
+            matchers.json_params_matcher(
+                {"customer": {"id": 238604}, "text": reply_text(reply), "status": status}
+            )
+        ],
+    )
+    expect_conversation(status)
+
+    assert adapter(clock).send_reply(reply).external_id == "10001"
+    assert sent.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "words", "retryable"),
+    [
+        ({"json": {"id": 2391938111, "status": "spam"}}, "marked spam", False),
+        ({"json": {"id": 2391938111}}, "status is unreadable", True),
+        (
+            {
+                "status": 301,
+                "headers": {"Location": f"{API}/v2/conversations/2391938222"},
+            },
+            "merged into another",
+            False,
+        ),
+    ],
+)
+@responses.activate
+def test_a_conversation_that_is_no_closed_one_gets_no_reply(clock, answer, words, retryable):
+    expect_token()
+    responses.get(CONVERSATION_URL, **answer)
+    posted = responses.post(REPLY_URL, status=201, headers={"Resource-ID": "10001"})
+
+    with pytest.raises(DeliveryError) as caught:
+        adapter(clock).send_reply(reply_for())
+
+    assert words in caught.value.message and caught.value.retryable is retryable
+    assert not caught.value.outcome_unknown and posted.call_count == 0
+
+
+@responses.activate
+def test_a_status_read_that_times_out_is_a_plain_retry_nothing_posted(clock):
+    # The read changes nothing: its timeout is no reply of unknown outcome to look for.
+    expect_token()
+    responses.get(CONVERSATION_URL, body=requests.exceptions.ReadTimeout("slow"))
+    posted = responses.post(REPLY_URL, status=201, headers={"Resource-ID": "10001"})
+
+    with pytest.raises(DeliveryError) as caught:
+        adapter(clock).send_reply(reply_for())
+
+    assert caught.value.retryable and not caught.value.outcome_unknown
+    assert "nothing was posted" in caught.value.message and posted.call_count == 0
+
+
+@responses.activate
+def test_a_reply_into_a_conversation_reactivated_since_the_close_is_cancelled(client, services):
+    """End to end: the close is queued, the customer writes back (no reopen delivered), the
+    worker reads the conversation active: the reply is cancelled with its survey, nothing
+    posted."""
+    expect_token()
+    responses.get(CONVERSATION_URL, json=fixture("helpscout", "convo.status.active.json"))
+    posted = responses.post(REPLY_URL, status=201, headers={"Resource-ID": "10001"})
+
+    assert post(client, fixture("helpscout", CLOSED)).json["status"] == "queued"
+    assert services.delivery_worker().run_once() == 1
+
+    assert posted.call_count == 0
+    [item] = rows(services, outbox)
+    assert item.status == "cancelled" and "active again" in item.last_error
+    [survey] = rows(services, surveys)
+    assert survey.status == "cancelled"
+
+
 @responses.activate
 def test_token_is_cached_until_it_is_about_to_expire(clock):
     first = expect_token("tok-1", expires_in=7200)
@@ -742,6 +856,7 @@ def test_401_renews_the_token_once_and_sends_again(clock):
 @responses.activate
 def test_a_second_401_is_permanent(clock):
     responses.post(f"{API}/v2/oauth2/token", json={"access_token": "tok", "expires_in": 60})
+    expect_conversation()
     rejected = responses.post(REPLY_URL, status=401)
 
     with pytest.raises(DeliveryError) as caught:
@@ -812,6 +927,7 @@ def test_a_token_answer_in_json_without_a_token_is_permanent(clock):
 @responses.activate
 def test_429_honours_x_ratelimit_retry_after(clock):
     expect_token()
+    expect_conversation()
     responses.post(
         REPLY_URL,
         status=429,
@@ -830,6 +946,7 @@ def test_429_honours_x_ratelimit_retry_after(clock):
 @responses.activate
 def test_client_errors_are_permanent(clock, status):
     expect_token()
+    expect_conversation()
     responses.post(REPLY_URL, status=status, json={"message": "Bad request"})
     with pytest.raises(DeliveryError) as caught:
         adapter(clock).send_reply(reply_for())

@@ -241,6 +241,7 @@ def test_lookup_errors_map_to_what_the_caller_does(adapter, status, retryable, w
 
 @responses.activate
 def test_a_refused_reply_keeps_help_scouts_errors_without_rejected_values(adapter):
+    responses.get(f"{API}/v2/conversations/2391938111", json={"status": "closed"})
     responses.post(
         f"{API}/v2/conversations/2391938111/reply",
         status=400,
@@ -313,6 +314,7 @@ def test_the_outbox_posts_once_when_the_listing_is_unreadable(
         clock,
         post_answer=post_answer,
         post_url=f"{VENDOR}/v2/conversations/2391938111/reply",
+        dialog_reads={f"{VENDOR}/v2/conversations/2391938111": {"status": "closed"}},
         listing_url=f"{VENDOR}/v2/conversations/2391938111/threads",
         posted_text=lambda body: body["text"],
         landed=lambda text, now: {

@@ -148,6 +148,7 @@ ERRORS: dict[str, tuple[Callable[[str], Any], str]] = {
 # (the others: Help Scout's and Intercom's shape).
 CLOSED_DIALOG = {
     "zendesk": {"ticket": {"id": 1, "status": "solved", "updated_at": "2026-11-21T07:59:02Z"}},
+    "freshdesk": {"id": 1, "status": 4},
 }
 CONTEXTS = {
     "chatwoot": ("42", {"account_id": "3"}),

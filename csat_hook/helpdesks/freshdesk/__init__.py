@@ -17,8 +17,16 @@
   close with the same status change has it too: the close says its occurrence repeats.
   https://support.freshdesk.com/support/solutions/articles/11000000028141-receiving-webhook-failure-emails
 * Reply: ``POST {base}/api/v2/tickets/{id}/reply`` with ``{"body": "<p>…</p>"}`` (HTML), Basic
-  auth ``API_KEY:X``; 429 carries ``Retry-After`` (seconds).
-  https://developers.freshdesk.com/api/#reply_ticket, https://developers.freshdesk.com/api/#ratelimit
+  auth ``API_KEY:X``; 429 carries ``Retry-After`` (seconds). Under ``policy.cancel_on_reopen``
+  the ticket is read right before it (``GET {base}/api/v2/tickets/{id}``, ``status``): Open (2)
+  or Pending (3) again was reopened since the close, its reopen's webhook not seen (a reopen
+  rule not set up, or its webhook deferred; or a late redelivery of the close, past the two
+  hours its body is known as a retry, re-armed the survey a reopen cancelled): nothing is
+  posted (``DialogReopenedError``, the reply cancelled). A custom status (6 and up) is not
+  judged: it may be one the account closes with. The reply takes no status, so without
+  ``cancel_on_reopen`` it is posted unread: it changes none.
+  https://developers.freshdesk.com/api/#reply_ticket, https://developers.freshdesk.com/api/#view_a_ticket,
+  https://developers.freshdesk.com/api/#ratelimit
 * Look-up after a timed-out reply: ``GET {base}/api/v2/tickets/{id}/conversations`` lists a
   ticket's replies and notes oldest first (no sort parameter), ``per_page`` at most 100; the
   ``link`` header names the next page. The newest page cannot be addressed, so pages are
@@ -49,6 +57,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from csat_hook.errors import DeliveryError
+from csat_hook.errors import DialogReopenedError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.base import Helpdesk
 from csat_hook.helpdesks.calls import created_message
@@ -57,6 +66,7 @@ from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
 from csat_hook.helpdesks.calls import lookup_refused
 from csat_hook.helpdesks.calls import quote_id
+from csat_hook.helpdesks.calls import read_before_write
 from csat_hook.helpdesks.calls import response_json
 from csat_hook.helpdesks.calls import unless_not_found
 from csat_hook.helpdesks.calls import unreadable_listing
@@ -70,9 +80,11 @@ from csat_hook.helpdesks.freshdesk.options import AGENT_PATH
 from csat_hook.helpdesks.freshdesk.options import CLOSED_CODES
 from csat_hook.helpdesks.freshdesk.options import CONVERSATIONS_PATH
 from csat_hook.helpdesks.freshdesk.options import NOTES_PATH
+from csat_hook.helpdesks.freshdesk.options import OPEN_CODES
 from csat_hook.helpdesks.freshdesk.options import REPLY_PATH
 from csat_hook.helpdesks.freshdesk.options import STATUS_CHANGE
 from csat_hook.helpdesks.freshdesk.options import STATUS_NAMES
+from csat_hook.helpdesks.freshdesk.options import TICKET_PATH
 from csat_hook.helpdesks.freshdesk.options import FreshdeskOptions
 from csat_hook.helpdesks.freshdesk.webhook import compact
 from csat_hook.helpdesks.freshdesk.webhook import person_of
@@ -242,6 +254,8 @@ class FreshdeskHelpdesk(Helpdesk):
         (or the scale of score links as anchors)."""
         body = body_to_html(reply.body) if has_scale(reply.body) else None
         try:
+            if reply.cancel_on_reopen:
+                self._require_not_reopened(reply.dialog_id)
             response = self.http.request(
                 "POST",
                 self._url(REPLY_PATH, ticket=reply.dialog_id),
@@ -249,12 +263,41 @@ class FreshdeskHelpdesk(Helpdesk):
                 json={"body": body or reply_html(reply.text, reply.link)},
                 explain=explainer(error_items, reply),
             )
+        except DialogReopenedError:
+            raise
         except DeliveryError as exc:
             raise explained(exc) from exc
         body = response_json(response)
         return created_message(
             response, as_text(body.get("id")) if isinstance(body, dict) else None
         )
+
+    def _require_not_reopened(self, ticket: str) -> None:
+        """Raise DialogReopenedError when the ticket, read now, is Open or Pending again (see
+        the module docstring); a retryable error when the answer names no status (nothing is
+        posted on a guess)."""
+        response = read_before_write(
+            lambda: self.http.request(
+                "GET",
+                self._url(TICKET_PATH, ticket=ticket),
+                retries=2,
+                headers=self._auth_headers(),
+                explain=explainer(error_items),
+            )
+        )
+        answer = response_json(response)
+        status = answer.get("status") if isinstance(answer, Mapping) else None
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise DeliveryError(
+                "Freshdesk: the ticket's status is unreadable; the reply was not posted, "
+                "asked again later",
+                retryable=True,
+            )
+        if status in OPEN_CODES:
+            raise DialogReopenedError(
+                f"Freshdesk: the ticket is {OPEN_CODES[status]} again since it was resolved; "
+                "not posted"
+            )
 
     def post_note(self, note: Note) -> SendResult:
         """A private note (HTML-escaped), e-mailing nobody."""

@@ -20,6 +20,8 @@ from csat_hook.helpdesks.signing import nonblank_secret
 
 # https://developers.freshdesk.com/api/#reply_ticket
 REPLY_PATH = "/api/v2/tickets/{ticket}/reply"
+# https://developers.freshdesk.com/api/#view_a_ticket
+TICKET_PATH = "/api/v2/tickets/{ticket}"
 # https://developers.freshdesk.com/api/#add_note_to_a_ticket
 NOTES_PATH = "/api/v2/tickets/{ticket}/notes"
 # https://developers.freshdesk.com/api/#view_agent
@@ -28,6 +30,9 @@ AGENT_PATH = "/api/v2/agents/{agent}"
 CONVERSATIONS_PATH = "/api/v2/tickets/{ticket}/conversations"
 
 CLOSED_CODES = frozenset({"4", "5"})  # Resolved, Closed
+# Open and Pending: Freshdesk's own statuses that are no close. A custom status (6 and up) may
+# be one an account closes with (closed_statuses names it) or one it works in: not told apart.
+OPEN_CODES = {2: "Open", 3: "Pending"}
 # Freshdesk's own status names (2 Open, 3 Pending, 4 Resolved, 5 Closed, and the two custom
 # statuses every account starts with): named in an ignored reason although they hold spaces,
 # which :func:`~csat_hook.helpdesks.records.shown_name` takes for a sentence.

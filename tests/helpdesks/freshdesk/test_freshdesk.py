@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import responses
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -22,6 +24,7 @@ from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.errors import BadPayloadError
 from csat_hook.errors import DeliveryError
+from csat_hook.errors import DialogReopenedError
 from csat_hook.errors import InvalidSignatureError
 from csat_hook.helpdesks.freshdesk import FreshdeskHelpdesk
 from csat_hook.helpdesks.freshdesk import FreshdeskOptions
@@ -606,8 +609,21 @@ def test_reply_html_escapes_text_and_links_the_survey():
     )
 
 
+TICKET_URL = f"{BASE}/api/v2/tickets/1042"
+
+
+def ticket_is(status: int) -> None:
+    """Register View a Ticket answering ``status`` (the fixture's other fields)."""
+    shown = fixture("freshdesk", "view_ticket_reopened.json")
+    shown["status"] = status
+    responses.get(
+        TICKET_URL, json=shown, match=[matchers.header_matcher({"Authorization": API_BASIC})]
+    )
+
+
 @responses.activate
 def test_reply_request_shape(clock):
+    ticket_is(4)
     responses.post(
         f"{BASE}/api/v2/tickets/1042/reply",
         match=[
@@ -629,6 +645,7 @@ def test_reply_request_shape(clock):
 
 @responses.activate
 def test_429_is_retryable_and_carries_retry_after(clock):
+    ticket_is(4)
     responses.post(f"{BASE}/api/v2/tickets/1042/reply", status=429, headers={"Retry-After": "60"})
     with pytest.raises(DeliveryError) as raised:
         adapter(clock).send_reply(reply())
@@ -640,6 +657,7 @@ def test_429_is_retryable_and_carries_retry_after(clock):
 )
 @responses.activate
 def test_refusals_are_permanent(clock, status, words):
+    ticket_is(5)
     responses.post(
         f"{BASE}/api/v2/tickets/1042/reply",
         status=status,
@@ -670,6 +688,88 @@ def test_a_deleted_ticket_marks_the_reply_failed(fd_services, fake_helpdesk, mon
     [item] = rows(services, outbox)
     assert (item.status, item.last_http_status) == ("failed", 404)
     assert "no such ticket" in item.last_error
+
+
+# --- a ticket reopened between the close and the reply ---------------------------------------
+
+
+@responses.activate
+def test_a_ticket_the_customer_reopened_gets_no_survey(clock):
+    """The customer answered (Freshdesk set the ticket Open) after the close, and the reopen's
+    webhook was not seen: View a Ticket says ``status: 2``; the reply is not posted (cancelled,
+    ``policy.cancel_on_reopen``)."""
+    responses.get(TICKET_URL, json=fixture("freshdesk", "view_ticket_reopened.json"))
+    posted = responses.post(f"{BASE}/api/v2/tickets/1042/reply", status=201, json={"id": 1})
+
+    with pytest.raises(DialogReopenedError) as raised:
+        adapter(clock).send_reply(reply())
+
+    assert "Open again" in raised.value.message and not raised.value.retryable
+    assert posted.call_count == 0
+
+
+@pytest.mark.parametrize("status", [4, 5, 6, 7])
+@responses.activate
+def test_a_resolved_closed_or_custom_status_takes_the_reply(clock, status):
+    # A custom status (6 and up) may be the one the account closes with: not judged.
+    ticket_is(status)
+    responses.post(f"{BASE}/api/v2/tickets/1042/reply", status=201, json={"id": 35131397084})
+    assert adapter(clock).send_reply(reply()).external_id == "35131397084"
+
+
+@responses.activate
+def test_without_cancel_on_reopen_the_ticket_is_not_read(clock):
+    # Freshdesk's reply takes no status: posted, it changes none.
+    responses.post(f"{BASE}/api/v2/tickets/1042/reply", status=201, json={"id": 35131397084})
+    sent = adapter(clock).send_reply(replace(reply(), cancel_on_reopen=False))
+    assert sent.external_id == "35131397084"
+    assert [c.request.method for c in responses.calls] == ["POST"]
+
+
+@responses.activate
+def test_a_status_read_that_times_out_is_a_plain_retry_nothing_posted(clock):
+    responses.get(TICKET_URL, body=requests.exceptions.ReadTimeout("slow"))
+    with pytest.raises(DeliveryError) as raised:
+        adapter(clock).send_reply(reply())
+    assert raised.value.retryable and not raised.value.outcome_unknown
+    assert "nothing was posted" in raised.value.message
+    assert {c.request.method for c in responses.calls} == {"GET"}
+
+
+@pytest.mark.parametrize("answer", [{"id": 1042}, {"status": "2"}, {"status": True}, []])
+@responses.activate
+def test_an_unreadable_status_posts_nothing_and_is_asked_again(clock, answer):
+    responses.get(TICKET_URL, json=answer)
+    with pytest.raises(DeliveryError) as raised:
+        adapter(clock).send_reply(reply())
+    assert raised.value.retryable and not raised.value.outcome_unknown
+    assert [c.request.method for c in responses.calls] == ["GET"]
+
+
+def test_a_late_redelivery_of_the_close_after_a_reopen_sends_nothing_into_the_open_ticket(
+    fd_services, clock, fake_helpdesk
+):
+    """Freshdesk's close body names no time: redelivered after a reopen cancelled its survey,
+    past the two hours it is known as a retry (a webhook deferred for the account's rate
+    limit), it re-arms that survey. The ticket is Open: nothing is posted into it."""
+    services = fd_services({"policy": {"send_delay_seconds": 600}})
+    client = create_app(services=services).test_client()
+    close = fixture("freshdesk", "automation_resolved.json")
+    assert post(client, close).json["status"] == "queued"
+    assert post(client, fixture("freshdesk", "automation_reopened.json")).status_code == 200
+    assert rows(services, surveys)[0].status == "cancelled"
+    clock.advance(3 * 3600)
+    assert post(client, close).json["status"] == "queued"  # re-armed
+    fake_helpdesk.answer_dialog(
+        "/api/v2/tickets/1042", fixture("freshdesk", "view_ticket_reopened.json")
+    )
+    clock.advance(600)
+
+    assert services.delivery_worker().run_once() == 1
+
+    assert [r["method"] for r in fake_helpdesk.api_requests()] == ["GET"]
+    [item] = rows(services, outbox)
+    assert item.status == "cancelled" and "Open again" in item.last_error
 
 
 # --- agent look-ups -------------------------------------------------------------------------

@@ -155,6 +155,7 @@ def test_lookup_errors_map_to_what_the_caller_does(status, body, retryable, word
 
 @responses.activate
 def test_a_refused_reply_keeps_freshdesks_validation_errors_without_customer_text():
+    responses.get(f"{BASE}/api/v2/tickets/{REPLY.dialog_id}", json={"id": 1, "status": 4})
     responses.post(
         f"{BASE}/api/v2/tickets/20/reply",
         status=400,
@@ -223,6 +224,7 @@ def test_the_outbox_posts_once_when_the_listing_is_unreadable(
         clock,
         post_answer=post_answer,
         post_url=f"{VENDOR}/api/v2/tickets/1042/reply",
+        dialog_reads={f"{VENDOR}/api/v2/tickets/1042": {"id": 1042, "status": 4}},
         listing_url=f"{VENDOR}/api/v2/tickets/1042/conversations",
         posted_text=lambda body: body["body"],
         landed=lambda text, now: [

@@ -2,6 +2,9 @@
 
 A request is answered, in this order:
 
+* 302 to the link itself: a link followed by punctuation a chat app's linkifier took in from
+  the reply's text ("Rate us: {link}.", "({link})"), characters no reference or score ends
+  with, when the reference verifies (:func:`_glued`); the link answers as below;
 * 404 page: a path spelled otherwise than csat-hook writes it (a percent-escape anywhere,
   ``/S/``: :func:`_canonical`), a score that is not canonical decimal digits (``05``, ``+5``,
   ``٥``) or is off the scale, a reference longer than any we sign;
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import re
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
@@ -82,6 +86,13 @@ from csat_hook.links.short import PATH
 EXTENSION = "csat_hook.clicks"
 RECORD_TIMEOUT = 2.0
 _SCORE = re.compile(r"[0-9]{1,2}")
+# What a template's punctuation glued to {link} ("Rate us: {link}.", "({link})", «{link}»)
+# adds to a link when a chat app's linkifier takes it in: characters a reference (base64url,
+# its one "." inside, ending with a letter or a digit) or a score never ends with. A browser
+# sends the ASCII ones as they are (but " and >) and percent-encodes the others. A "?" or a
+# "#" never reaches the path: the link already opens.
+TRAILING = ".,;:!)]}'\"*>»…”’›）。、，！？：；」』】"
+_GLUED = re.compile(rf"({PATH}[A-Za-z0-9_.\-]+?(?:/[0-9]{{1,2}})?)([{re.escape(TRAILING)}]+)")
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("short_links", __name__)
@@ -162,8 +173,10 @@ def _canonical() -> BaseResponse | None:
         raw = "/" + raw.partition("://")[2].partition("/")[2]
     sent = path if raw is None else re.split(r"[?#]", raw, maxsplit=1)[0]
     # The prefix gunicorn strips when run with SCRIPT_NAME is in the line as sent.
-    if sent not in (path, request.script_root + path) or not (
-        path == "/s" or path.startswith(PATH)
+    glued = _glued(path, sent)
+    if glued is None and (
+        sent not in (path, request.script_root + path)
+        or not (path == "/s" or path.startswith(PATH))
     ):
         return _page(pages.NOT_FOUND)
     refused = request.routing_exception
@@ -171,7 +184,47 @@ def _canonical() -> BaseResponse | None:
         response = _page(pages.NOT_ALLOWED)
         response.headers["Allow"] = ", ".join(sorted(refused.valid_methods or ["GET", "HEAD"]))
         return response
+    return None if glued is None else _unglued(*glued)
+
+
+def _glued(path: str, sent: str) -> tuple[str, str] | None:
+    """``(link, punctuation)`` when ``path`` is a link as csat-hook writes it followed only by
+    :data:`TRAILING` characters, the link sent as written (the punctuation may be
+    percent-encoded, as browsers send ``»`` or ``"``); else None."""
+    match = _GLUED.fullmatch(path)
+    if match is None:
+        return None
+    link, tail = match.groups()
+    for prefix in {"", request.script_root}:
+        written = prefix + link
+        if sent.startswith(written) and urllib.parse.unquote(sent[len(written) :]) == tail:
+            return link, tail
     return None
+
+
+def _unglued(link: str, tail: str) -> BaseResponse:
+    """The 302 to ``link`` itself (relative: never to a host the request names), once its
+    reference verifies and its score is on the scale; else the 404 page an edited link gets.
+
+    A customer whose chat app took the reply's "." or ")" into the link reaches the form, and
+    their click is counted there, once. Only characters that end no reference are dropped, and
+    what is left must verify as it is: an edited reference opens nothing, with or without
+    punctuation after it. The client limit counts this request as any other."""
+    service = _service()
+    client = client_key(request.remote_addr or "")
+    if not service.per_client.allow(client):
+        service.proxy_warning.refused(request.environ)
+        return _page(pages.TOO_MANY, retry_after=service.per_client.retry_after(client))
+    reference, _, score = link.removeprefix(PATH).partition("/")
+    on_scale = not score or (
+        score == str(int(score)) and int(score) in service.survey.links.scores()
+    )
+    if not on_scale or not tokens.verifies(reference, service.secrets):
+        logger.info("short-link.refused", extra={"status": 404, "reason": "trailing_text"})
+        return _page(pages.NOT_FOUND)
+    # The characters alone, never the reference: a reply template to fix ("{link}.", say).
+    logger.info("short-link.trailing-punctuation", extra={"reason": f"{tail[:8]!r} after the link"})
+    return redirect(request.script_root + link, code=302)
 
 
 @bp.after_app_request

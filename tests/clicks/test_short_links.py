@@ -777,3 +777,65 @@ def test_a_client_cannot_name_its_own_address(make_config, make_services, trust_
     assert (first, spoofed) == (404, 429)
     if trust_proxy:
         assert status("203.0.113.2") == 404  # another customer behind the same proxy
+
+
+def test_punctuation_a_chat_app_took_into_the_link_leads_to_the_link(served, clock, caplog):
+    # "Rate us: {link}." or "({link})": a linkifier that takes the "." or ")" into the link
+    # sent the customer to the 404 page. Characters no reference or score ends with are
+    # dropped by a 302 to the link as written (relative: never to a host the request names),
+    # where the click is counted, once; the browser percent-encodes " and > and non-ASCII.
+    survey = served.send_survey("D-21")
+    clock.advance(120)
+    caplog.set_level(logging.INFO, logger="csat_hook.clicks.web")
+    tails = [".", ")", ").", ",", "!", ";", ":", "'", "*", "]", "»", "…", "”", "）", "。", '"', ">"]
+    for link in (f"/s/{survey.token}", f"/s/{survey.token}/5"):
+        for tail in tails:
+            path = link + urllib.parse.quote(tail, safe=".,;:!)'*]")
+            response = _sent_as_is(served, path)
+            assert response.status == 302, path
+            assert response.getheader("Location") == link
+            assert response.getheader("Cache-Control") == "no-store"
+            assert response.getheader("Referrer-Policy") == "no-referrer"
+    assert (
+        served.get(f"/s/{survey.token}.", headers={**HUMAN, "Host": "evil.example"}).headers[
+            "Location"
+        ]
+        == f"/s/{survey.token}"
+    )
+    assert served.clicks() == []  # counted where the redirect leads
+    assert served.get(f"/s/{survey.token}/5", headers=HUMAN).status_code == 302
+    assert [(c.score, c.automated) for c in served.clicks()] == [(5, False)]
+    ours = [r for r in caplog.records if r.name.startswith("csat_hook")]
+    assert not any(survey.token in SafeFormatter().format(r) for r in ours)
+    said = [r for r in ours if r.getMessage() == "short-link.trailing-punctuation"]
+    assert [r.reason for r in said[:2]] == ["'.' after the link", "')' after the link"]
+
+
+def test_punctuation_after_an_edited_link_still_opens_nothing(served, clock):
+    survey = served.send_survey("D-22")
+    clock.advance(120)
+    token = survey.token
+    edited = [bad for bad in _edits(token) if bad != token and len(bad) < 200]
+    for bad in edited:
+        quoted = urllib.parse.quote(bad, safe="")
+        for path in (f"/s/{quoted}.", f"/s/{quoted})", f"/s/{quoted}/5."):
+            response = served.get(path, headers=HUMAN)
+            assert response.status_code == 404, (bad, path)
+            assert "Location" not in response.headers
+    for path in [
+        f"/s/{token}/6.",  # off the scale
+        f"/s/{token}/05.",
+        f"/s/{token}/{'9' * 5000}.",  # no score: never read as a number
+        f"/s/{token}/5/.",
+        f"/s/{token}.x",  # text after the punctuation: not punctuation alone
+        f"/s/{token}-",  # a reference's own characters are an edit
+        f"/s/{token}_",
+        f"/S/{token}.",
+        f"/s/%{ord(token[0]):02X}{token[1:]}.",  # the link itself misspelt
+    ]:
+        response = _sent_as_is(served, path)
+        assert response.status == 404, path
+        assert response.getheader("Location") is None
+    response = served.session.post(f"{served.url}/s/{token}.", allow_redirects=False, timeout=10)
+    assert response.status_code == 405
+    assert served.clicks() == []

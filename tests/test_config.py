@@ -1856,3 +1856,56 @@ def test_a_config_file_that_cannot_be_read_names_csat_hook_config_when_it_gave_t
     with pytest.raises(ConfigError) as given:
         load_config(str(missing), env={"CSAT_HOOK_CONFIG": str(missing)})
     assert "CSAT_HOOK_CONFIG" not in given.value.message
+
+
+@pytest.mark.parametrize(
+    ("links", "templates", "warned"),
+    [
+        # The form's own link: the character lands in its last pre-filled value.
+        ({}, {"en": "Rate us: {link}.", "ru": "Оцените ({link})"}, [("en", "."), ("ru", ")")]),
+        ({}, {"en": "Rate us: «{link}»"}, [("en", "»")]),
+        ({}, {"en": "Rate us: {link}{ticket}"}, [("en", "{ticket}")]),
+        # A space, a line break or the end after it: nothing to say.
+        ({}, {"en": "Rate us: {link} .", "ru": "Оцените:\n{link}\n"}, []),
+        ({}, {"en": "Literal {{link}}. Rate us: {link}"}, []),
+        # Short links drop the punctuation no reference ends with; not a reference's own.
+        ({"public_base_url": "https://csat.example.com"}, {"en": "Rate us: {link}."}, []),
+        ({"public_base_url": "https://csat.example.com"}, {"en": "({link})"}, []),
+        ({"public_base_url": "https://csat.example.com"}, {"en": "Rate: {link}-"}, [("en", "-")]),
+    ],
+)
+def test_a_template_with_punctuation_glued_to_the_link_is_warned_about(links, templates, warned):
+    """ "Rate us: {link}." or "({link})": many chat apps take the "." or ")" into the link, and
+    the form's pre-filled reference then ends with it (the answer comes in unverified)."""
+    config = load_config(
+        None,
+        env={},
+        overrides={
+            "survey": {
+                "links": links,
+                "reply": {"templates": templates, "templates_without_agent": {}},
+            }
+        },
+    )
+    said = [w for w in config_warnings(config) if "right after {link}" in w]
+    assert [
+        (w.split(":")[0].removeprefix("survey.reply.templates."), w.split("'")[1]) for w in said
+    ] == warned, said
+    for warning in said:
+        assert "put a space or a line break after {link}" in warning
+        assert ("unverified" in warning) is not bool(links)
+
+
+def test_check_config_names_the_nameless_template_with_punctuation_glued_to_the_link(tmp_path):
+    path = tmp_path / "glued.yaml"
+    path.write_text(
+        'survey:\n  reply:\n    templates_without_agent:\n      en: "How did we do? ({link})"\n'
+    )
+
+    result = CliRunner().invoke(main, ["-c", str(path), "check-config"])
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: survey.reply.templates_without_agent.en: ')' right after {link}: chat apps "
+        "that take it into the link add it to the form link's last pre-filled value"
+    ) in result.stderr

@@ -82,16 +82,13 @@ from csat_hook.links import build_link
 from csat_hook.links import readable_agent_name
 from csat_hook.links import with_rating
 from csat_hook.links.short import PATH
+from csat_hook.links.short import TRAILING
 
 EXTENSION = "csat_hook.clicks"
 RECORD_TIMEOUT = 2.0
 _SCORE = re.compile(r"[0-9]{1,2}")
-# What a template's punctuation glued to {link} ("Rate us: {link}.", "({link})", «{link}»)
-# adds to a link when a chat app's linkifier takes it in: characters a reference (base64url,
-# its one "." inside, ending with a letter or a digit) or a score never ends with. A browser
-# sends the ASCII ones as they are (but " and >) and percent-encodes the others. A "?" or a
-# "#" never reaches the path: the link already opens.
-TRAILING = ".,;:!)]}'\"*>»…”’›）。、，！？：；」』】"
+# A browser sends TRAILING's ASCII characters as they are (but " and >) and percent-encodes
+# the others. A "?" or a "#" never reaches the path: the link already opens.
 _GLUED = re.compile(rf"({PATH}[A-Za-z0-9_.\-]+?(?:/[0-9]{{1,2}})?)([{re.escape(TRAILING)}]+)")
 
 logger = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ from csat_hook.db.engine import TCP_USER_TIMEOUT_SECONDS
 from csat_hook.helpdesks import takes_notes
 from csat_hook.helpdesks.generic.mapping import MappingOptions
 from csat_hook.helpdesks.http_session import socks_proxies_without_pysocks
+from csat_hook.links.short import TRAILING
 from csat_hook.notify.options import ip_of
 from csat_hook.notify.options import is_loopback
 
@@ -267,12 +268,38 @@ def config_warnings(config: Config) -> list[str]:
             "alerts: answers are read only when a sync runs; with results.source csv they "
             "reach the team when the export is refreshed"
         )
+    warnings.extend(glued_to_link_warnings(config))
     for lang in config.survey.reply.languages_without_nameless_template():
         warnings.append(
             f"survey.reply.templates_without_agent has no {lang!r} template: a {lang} reply "
             "whose agent has no known name reads agent_label_without_name in its place"
         )
     return warnings
+
+
+def glued_to_link_warnings(config: Config) -> list[str]:
+    """A reply template with a character glued to ``{link}`` ("Rate us: {link}.",
+    "({link})"): many chat apps and mail clients take it into the link. A short link drops
+    the punctuation no reference ends with (``survey.links.TRAILING``); the form's pre-filled
+    link cannot: the character lands in its last value, usually the reference, and the
+    customer's answer comes in unverified, never credited."""
+    short = config.survey.links.enabled
+    found = []
+    for key, after in config.survey.reply.glued_to_link():
+        if short and after in TRAILING:
+            continue
+        harm = (
+            "give the customer a link that does not work"
+            if short
+            else "add it to the form link's last pre-filled value, often the reference "
+            "(survey.form.fields.token): that answer then comes in unverified, never credited"
+        )
+        remedy = "" if short else ", or use short links (survey.links.public_base_url)"
+        found.append(
+            f"{key}: {after!r} right after {{link}}: chat apps that take it into the link "
+            f"{harm}; put a space or a line break after {{link}}{remedy}"
+        )
+    return found
 
 
 def google_without_credentials(config: Config) -> list[str]:

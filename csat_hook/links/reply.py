@@ -96,6 +96,26 @@ class ReplyConfig(StrictModel):
                 )
         return value
 
+    def glued_to_link(self) -> list[tuple[str, str]]:
+        """``(key, character)`` for each template whose ``{link}`` is followed by a character
+        other than a space or a line break (``"Rate us: {link}."``, ``"({link})"``): a chat
+        app's linkifier may take it into the link (``survey.templates.en``, say)."""
+        found = []
+        for section, templates in (
+            ("templates", self.templates),
+            ("templates_without_agent", self.templates_without_agent),
+        ):
+            for lang, text in templates.items():
+                parts = list(string.Formatter().parse(text))
+                for (_, name, _, _), (literal, then, _, _) in zip(
+                    parts, [*parts[1:], ("", None, None, None)], strict=True
+                ):
+                    # What follows {link}: the next text, else the next placeholder's value.
+                    after = literal[:1] if literal else (f"{{{then}}}" if then is not None else "")
+                    if name == "link" and after and not after.isspace():
+                        found.append((f"survey.reply.{section}.{lang}", after))
+        return found
+
     def languages_without_nameless_template(self) -> list[str]:
         """Languages whose template names the agent but that have no template without one.
 

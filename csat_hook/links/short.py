@@ -38,6 +38,11 @@ BROWSERS = (
     "Version/17.5 Safari/605.1.15",
 )
 PATH = "/s/"
+# What a template's punctuation glued to {link} ("Rate us: {link}.", "({link})", «{link}»)
+# adds to a link when a chat app's linkifier takes it in: characters a reference (base64url,
+# its one "." inside, ending with a letter or a digit) or a score never ends with, which the
+# short links' endpoint drops (``clicks/web.py``).
+TRAILING = ".,;:!)]}'\"*>»…”’›）。、，！？：；」』】"
 
 
 def _default_labels() -> dict[str, dict[int, str]]:

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from csat_hook.cli import main
+from csat_hook.config import load_config
 from csat_hook.errors import ConfigError
 from csat_hook.links import FormConfig
 from csat_hook.links import LinkValues
@@ -22,6 +23,7 @@ from csat_hook.links import readable_agent_name
 from csat_hook.links import reply_text
 from csat_hook.links import with_rating
 from csat_hook.links.form import MAX_LINK_LENGTH
+from csat_hook.links.short import survey_segment
 from tests.helpers import link_fields
 
 FORM = FormConfig(
@@ -191,7 +193,6 @@ def test_form_fields_command_prints_config():
 
 def test_link_command_prints_a_link_with_a_valid_token(tmp_path):
     from csat_hook import tokens
-    from csat_hook.config import load_config
 
     result = CliRunner().invoke(
         main,
@@ -600,3 +601,98 @@ def test_a_prefilled_link_without_a_token_field_is_refused_not_printed_as_a_bloc
     assert "no field holds the value 'token'" in result.output
     assert "entry.33='signed'" in result.output and "survey.form.fields.token" in result.output
     assert "fields:" not in result.output and "Traceback" not in result.output
+
+
+RATED_FORM = {
+    "url": "https://docs.google.com/forms/d/e/X/viewform",
+    "fields": {
+        "agent_name": "entry.1",
+        "ticket": "entry.3",
+        "token": "entry.4",
+        "rating": "entry.5",
+    },
+}
+
+
+def _links(**links: object) -> dict[str, object]:
+    """A survey section showing the scale labelled, on 0–10 unless ``links`` say otherwise."""
+    return {
+        "form": RATED_FORM,
+        "links": {
+            "public_base_url": "https://csat.example.com",
+            "style": "scores",
+            "labelled": True,
+            "scale_min": 0,
+            "scale_max": 10,
+            **links,
+        },
+    }
+
+
+def _shown(survey: dict[str, object], language: str) -> list[str]:
+    config = load_config(
+        None, env={}, overrides={"survey": survey, "metrics": {"scale_min": 0, "scale_max": 10}}
+    )
+    return [c.label for c in survey_segment(config.survey.links, "abc.def", language).choices]
+
+
+def test_a_0_to_10_scale_shown_labelled_has_its_ends_labelled_as_built_in():
+    # The built-in labels are the 1–5 scale's: on 0–10 they read "1 – Very dissatisfied" ...
+    # "5 – Very satisfied" in the middle of the scale, 0 and 6–10 bare.
+    numbers = [str(score) for score in range(1, 10)]
+    assert _shown(_links(), "en") == ["0 – Very dissatisfied", *numbers, "10 – Very satisfied"]
+    assert _shown(_links(), "ru") == ["0 – Очень плохо", *numbers, "10 – Отлично"]
+    # config.example.yaml writes the built-in labels out: the same.
+    example = {
+        "en": {
+            1: "Very dissatisfied",
+            2: "Dissatisfied",
+            3: "Neutral",
+            4: "Satisfied",
+            5: "Very satisfied",
+        }
+    }
+    assert _shown(_links(labels=example), "en")[::10] == [
+        "0 – Very dissatisfied",
+        "10 – Very satisfied",
+    ]
+    # An operator's labels of the ends, and any between, are shown as written.
+    mine = {"en": {0: "Not at all", 5: "So-so", 10: "Perfect"}}
+    assert _shown(_links(labels=mine), "en")[::5] == ["0 – Not at all", "5 – So-so", "10 – Perfect"]
+
+
+@pytest.mark.parametrize(
+    ("links", "message"),
+    [
+        (
+            {"labels": {"en": {1: "Awful", 2: "Bad", 3: "OK", 4: "Good", 5: "Great"}}},
+            "survey.links: labels.en.0 and labels.en.10 missing: labelled: true shows the "
+            "scale 0–10, whose ends need a label",
+        ),
+        (
+            {"labels": {"en": {0: "Awful", 10: "Great"}, "de": {0: "Schlecht"}}},
+            "survey.links: labels.de.10 missing",
+        ),
+        (
+            {"scale_min": 1, "scale_max": 4, "labels": {"en": {1: "Awful", 4: "Good", 5: "Great"}}},
+            "survey.links: labels.en.5: 5 is off the scale 1–4",
+        ),
+    ],
+)
+def test_labels_of_the_operators_that_miss_an_end_of_the_scale_shown_are_refused(links, message):
+    with pytest.raises(ConfigError) as refused:
+        _shown(_links(**links), "en")
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize("shown", [{"labelled": False}, {"style": "link"}])
+def test_labels_not_shown_are_not_checked(shown):
+    labels = {"en": {1: "Awful", 5: "Great"}}
+    load_config(
+        None,
+        env={},
+        overrides={
+            "survey": _links(labels=labels, **shown),
+            "metrics": {"scale_min": 0, "scale_max": 10},
+        },
+    )

@@ -137,7 +137,39 @@ class LinksConfig(StrictModel):
             raise ValueError("scale_min must be below scale_max")
         if self.style == "scores" and self.public_base_url is None:
             raise ValueError("style: scores needs public_base_url (score links are short links)")
+        self._fit_labels()
         return self
+
+    def _fit_labels(self) -> None:
+        """The built-in labels are the 1–5 scale's: on another scale (0–10, 1–7) a language's
+        labels as built in (or as config.example.yaml writes them) label its two ends, as a
+        Forms linear scale does, the scores between shown as numbers; "5 – Very satisfied" in
+        the middle of a 0–10 scale misread it. A scale shown labelled (``style: scores``,
+        ``labelled: true``) with labels of the operator's that leave an end unlabelled or
+        name a score off it is refused, naming the keys."""
+        ends = (self.scale_min, self.scale_max)
+        built_in = _default_labels()
+        if ends != (1, 5):
+            for lang, labels in self.labels.items():
+                if labels == built_in.get(lang.lower()):
+                    self.labels[lang] = {ends[0]: labels[1], ends[1]: labels[5]}
+        if not (self.labelled and self.style == "scores"):
+            return
+        scale = f"{ends[0]}–{ends[1]}"
+        for lang, labels in self.labels.items():
+            off = sorted(score for score in labels if score not in self.scores())
+            if off:
+                raise ValueError(
+                    f"labels.{lang}.{off[0]}: {off[0]} is off the scale {scale} the score "
+                    "links show (scale_min–scale_max): label only its scores"
+                )
+            missing = [f"labels.{lang}.{end}" for end in ends if end not in labels]
+            if missing:
+                raise ValueError(
+                    f"{' and '.join(missing)} missing: labelled: true shows the scale {scale}, "
+                    "whose ends need a label (the scores between may have one or not); or "
+                    "leave labels as built in, which label the ends of any scale"
+                )
 
     @property
     def enabled(self) -> bool:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import sys
+import urllib.parse
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,8 @@ from csat_hook.links import LinkValues
 from csat_hook.links import build_link
 from csat_hook.links import parse_prefilled_link
 from csat_hook.links.prefilled import ROLES as PREFILL_ROLES
+from csat_hook.links.short import PATH
+from csat_hook.links.short import TRAILING
 from csat_hook.logs import printable_json
 
 
@@ -232,15 +235,49 @@ def form_fields(prefilled_link: str) -> None:
         )
 
 
+def _reference_in(text: str, state: State) -> str | None:
+    """The reference ``text`` is or holds: a short link's (``…/s/<reference>[/<score>]``), the
+    form link's ``survey.form.fields.token`` value, ``text`` itself when it is no link; None
+    for a link holding none."""
+    if not text.lower().startswith(("http://", "https://")):
+        return text
+    parts = urllib.parse.urlsplit(text)
+    if PATH in parts.path:
+        return parts.path.rsplit(PATH, 1)[1].split("/", 1)[0]
+    entry = state.config.survey.form.fields.get("token")
+    values = urllib.parse.parse_qs(parts.query).get(entry or "", [])
+    return values[-1] if values else None
+
+
 @click.command("verify-token")
 @click.argument("token")
 @pass_state
 def verify_token(state: State, token: str) -> None:
-    """Check a survey reference and print what it binds (exit 1 when invalid)."""
+    """Check a survey reference and print what it binds (exit 1 when invalid).
+
+    TOKEN is the reference, or a link holding it as a customer has it: a short link
+    (…/s/<reference>, a score link too) or the pre-filled form link."""
+    secrets = state.config.token.all_secrets()
+    reference = _reference_in(token.strip(), state)
+    if reference is None:
+        click.echo(
+            "invalid: no survey reference in that link (a short link, …/s/<reference>, or "
+            "the form link with survey.form.fields.token's entry)",
+            err=True,
+        )
+        sys.exit(1)
     try:
-        ref = tokens.verify(token.strip(), state.config.token.all_secrets())
+        ref = tokens.verify(reference, secrets)
     except TokenError as exc:
-        click.echo(f"invalid: {exc.message}", err=True)
+        bare = reference.rstrip(TRAILING)
+        hint = (
+            f"; without the {reference[len(bare) :]!r} after it, which no reference ends with, "
+            "it is valid (a chat app likely took the reply's punctuation into the link: "
+            "check-config names a reply template with punctuation right after {link})"
+            if bare != reference and tokens.verifies(bare, secrets)
+            else ""
+        )
+        click.echo(f"invalid: {exc.message}{hint}", err=True)
         sys.exit(1)
     click.echo(
         printable_json(

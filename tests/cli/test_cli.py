@@ -880,3 +880,24 @@ def test_a_number_option_given_a_word_says_what_it_wants(tmp_path, args, said):
 
     assert result.exit_code == 2, result.output
     assert said in result.output and "not a valid" not in result.output, result.output
+
+
+def test_verify_token_reads_a_link_and_names_punctuation_glued_to_the_reference(tmp_path):
+    # The operator pastes what the customer has: a link, or an unverified answer's reference
+    # ending with the "." or ")" a chat app took in from "Rate us: {link}.". Both were
+    # "malformed survey reference", saying nothing of why.
+    link = invoke(tmp_path, "link", "--agent", "Anna", "--agent-id", "7", "--ticket", "9").output
+    token = link.strip().rsplit("entry.1000004=", 1)[1]
+    for given in (link.strip(), f"https://csat.example.com/csat/s/{token}/5"):
+        valid = invoke(tmp_path, "verify-token", given)
+        assert valid.exit_code == 0, valid.output
+        assert json.loads(valid.output)["dialog_id"] == "9"
+    for glued, tail in ((token + ").", "').'"), (link.strip() + ".", "'.'")):
+        said = invoke(tmp_path, "verify-token", glued)
+        assert said.exit_code == 1
+        assert f"invalid: malformed survey reference; without the {tail} after it" in said.output
+        assert "it is valid" in said.output
+    edited = invoke(tmp_path, "verify-token", token[:-2] + "AA.")
+    assert edited.exit_code == 1 and "it is valid" not in edited.output
+    none = invoke(tmp_path, "verify-token", "https://example.com/x")
+    assert none.exit_code == 1 and "no survey reference in that link" in none.output

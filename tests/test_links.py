@@ -218,6 +218,12 @@ def test_link_command_prints_a_link_with_a_valid_token(tmp_path):
         # any that verifies (the short link and the sync refused it as malformed).
         (["--agent", "Anna", "--ticket", "x" * 5000], "--ticket", "longer than 191"),
         (["--agent", "Anna", "--agent-id", "7" * 1000, "--ticket", "42"], "--agent-id", "1024"),
+        # A helpdesk misspelt: named with those configured, as every other command does.
+        (
+            ["--agent", "Anna", "--ticket", "42", "--helpdesk", "dryrn"],
+            "--helpdesk",
+            "configured: dryrun",
+        ),
     ],
 )
 def test_link_command_refuses_values_no_survey_could_carry_naming_the_option(

@@ -21,6 +21,7 @@ from csat_hook.cli.base import State
 from csat_hook.cli.base import command_line
 from csat_hook.cli.base import pass_state
 from csat_hook.cli.base import shown
+from csat_hook.cli.base import unknown_helpdesk
 from csat_hook.config import config_warnings
 from csat_hook.config import masked_dump
 from csat_hook.db.engine import make_engine
@@ -143,9 +144,7 @@ def link(
         raise click.BadParameter("blank: give the ticket / dialog id", param_hint="--ticket")
     name = next(iter(config.helpdesks)) if helpdesk is None else helpdesk.strip()
     if name not in config.helpdesks:
-        raise click.BadParameter(
-            shown(f"no helpdesk named {name!r} in the configuration"), param_hint="--helpdesk"
-        )
+        raise unknown_helpdesk(name, config.helpdesks)
     _check_link_values(
         {
             "--agent": agent_name,

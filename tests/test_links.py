@@ -157,6 +157,16 @@ def test_prefilled_link_errors_are_clear(bad):
         parse_prefilled_link(bad)
 
 
+@pytest.mark.parametrize("short", ["https://forms.gle/AbC123xyz", "https://goo.gl/forms/AbC123"])
+def test_form_fields_given_the_forms_short_link_says_where_the_prefilled_link_is(short):
+    # The form's "Send" link is what a new user has at hand: it was "does not look like a
+    # Google Forms link", about a link that is one.
+    result = CliRunner().invoke(main, ["form-fields", short], env={"CSAT_HOOK_CONFIG": None})
+    assert result.exit_code == 2
+    assert "a short link to the form (forms.gle/…), which pre-fills nothing" in result.output
+    assert "Get pre-filled link" in result.output
+
+
 def test_a_prefilled_link_naming_an_entry_twice_is_refused_not_read_by_its_last():
     # entry.1=token&entry.1=agent_name read as agent_name, then "no token field found".
     with pytest.raises(ConfigError) as refused:

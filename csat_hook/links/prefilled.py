@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from csat_hook.errors import ConfigError
 from csat_hook.links.form import FormConfig
+from csat_hook.links.form import google_short_link
 from csat_hook.links.form import non_ascii_problem
 
 _ROLE_ALIASES = {
@@ -45,6 +46,13 @@ def parse_prefilled_link(link: str) -> PrefilledLink:
         parsed = urllib.parse.urlsplit(link.strip())
     except ValueError:  # "Invalid IPv6 URL": an unclosed [ in the host
         parsed = urllib.parse.SplitResult("", "", "", "", "")
+    if google_short_link(parsed) is not None:
+        # The form's "Send" link: what a new user has at hand, but it pre-fills nothing.
+        raise ConfigError(
+            "that is a short link to the form (forms.gle/…), which pre-fills nothing: in the "
+            "form's editor use ⋮ → Get pre-filled link, type each field's role as its value "
+            "(agent_name, ticket, token…), and give the link it copies"
+        )
     if not parsed.scheme.startswith("http") or "/forms/" not in parsed.path:
         raise ConfigError("that does not look like a Google Forms link (…/forms/d/e/…/viewform)")
     entries: dict[str, str] = {}

@@ -89,6 +89,16 @@ def inspect_payload(
             "called, or its path and query string",
             param_hint="--url",
         ) from None
+    if parts.path and not parts.path.startswith("/"):
+        # "webhooks/x", a host without its scheme, a word: read as the path, the sender's
+        # signature over {path} was said not to match, or the token missing, about a path
+        # no request has. Not quoted, as above.
+        raise click.BadParameter(
+            "is neither a URL nor a path: give the URL the sender called "
+            f"(https://<host>/webhooks/{name}?…), or its path and query string "
+            f"(/webhooks/{name}?…)",
+            param_hint="--url",
+        )
     query: dict[str, str] = {}
     for text in (parts.query, *queries):
         for key, value in urllib.parse.parse_qsl(text.lstrip("?"), keep_blank_values=True):

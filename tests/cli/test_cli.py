@@ -796,6 +796,24 @@ def test_inspect_payload_refuses_a_url_it_cannot_read_naming_the_option(tmp_path
 
     assert result.exit_code == 2, result.output
     assert "--url" in result.output and "is not a URL" in result.output
+
+
+@pytest.mark.parametrize(
+    "url", ["not a url", "csat.example.com/webhooks/dryrun?token=S3CRET", "webhooks/dryrun"]
+)
+def test_inspect_payload_refuses_a_url_that_is_no_url_nor_path(tmp_path, url):
+    # Taken as the request's path: the check said the token was missing, or an HMAC over
+    # {path} did not match, about a path no request has.
+    payload = tmp_path / "p.json"
+    payload.write_text('{"event": "dialog.closed", "dialog": {"id": "1"}}')
+    result = invoke(
+        tmp_path, "inspect-payload", "--helpdesk", "dryrun", "--verify", "--url", url, str(payload)
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "--url" in result.output and "is neither a URL nor a path" in result.output
+    assert "/webhooks/dryrun?…" in result.output
+    assert "S3CRET" not in result.output
     assert "S3CRET" not in result.output
 
 

@@ -89,7 +89,9 @@ RECORD_TIMEOUT = 2.0
 _SCORE = re.compile(r"[0-9]{1,2}")
 # A browser sends TRAILING's ASCII characters as they are (but " and >) and percent-encodes
 # the others. A "?" or a "#" never reaches the path: the link already opens.
-_GLUED = re.compile(rf"({PATH}[A-Za-z0-9_.\-]+?(?:/[0-9]{{1,2}})?)([{re.escape(TRAILING)}]+)")
+# The link before them. Matched after they are stripped, not by one pattern with a lazy part
+# before them: that backtracked, 0.8 s of CPU for one 8 KB path of dots and a letter.
+_LINK = re.compile(rf"{PATH}[A-Za-z0-9_.\-]+(?:/[0-9]{{1,2}})?")
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("short_links", __name__)
@@ -188,10 +190,10 @@ def _glued(path: str, sent: str) -> tuple[str, str] | None:
     """``(link, punctuation)`` when ``path`` is a link as csat-hook writes it followed only by
     :data:`TRAILING` characters, the link sent as written (the punctuation may be
     percent-encoded, as browsers send ``»`` or ``"``); else None."""
-    match = _GLUED.fullmatch(path)
-    if match is None:
+    link = path.rstrip(TRAILING)
+    tail = path[len(link) :]
+    if not tail or _LINK.fullmatch(link) is None:
         return None
-    link, tail = match.groups()
     for prefix in {"", request.script_root}:
         written = prefix + link
         if sent.startswith(written) and urllib.parse.unquote(sent[len(written) :]) == tail:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from csat_hook.db.engine import LOCK_WAIT
+from csat_hook.db.engine import once_more_if_dead
 from csat_hook.db.engine import snapshot
 from csat_hook.errors import SchemaError
 
@@ -230,10 +231,19 @@ def create_schema(engine: sa.Engine) -> None:
     A database already at :data:`HEAD_REVISION` is left as it is without loading Alembic.
     Anything else (empty, older, made before migrations, or newer than this code: then a
     :class:`~csat_hook.errors.SchemaError` naming both revisions, nothing changed) goes
-    through :func:`upgrade`."""
-    if _at_head(engine):
-        return
-    upgrade(engine)
+    through :func:`upgrade`.
+
+    Tried once more on a fresh connection when the first was dropped by the server
+    (:func:`~csat_hook.db.engine.once_more_if_dead`: a failover or a restart terminating
+    connections as this process starts): every process's start runs it, and a ``worker``,
+    a web process's boot (which stops gunicorn's master with it) or ``serve`` ended there
+    with a traceback, while a second try would have found the database answering."""
+
+    def at_head_or_upgraded() -> None:
+        if not _at_head(engine):
+            upgrade(engine)
+
+    once_more_if_dead(at_head_or_upgraded)
 
 
 def _at_head(engine: sa.Engine) -> bool:

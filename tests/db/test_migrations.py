@@ -296,6 +296,44 @@ def test_a_start_on_a_current_sqlite_database_waits_for_no_writer(tmp_path):
     assert took < 1.0, took
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("state", ["empty", "current"])
+def test_a_start_whose_first_connection_the_server_drops_checks_the_schema_again(
+    database_url, state
+):
+    """A failover, a restart or ``pg_terminate_backend`` ending the connection a process has
+    just made: its start's first statement failed (AdminShutdown) and a ``worker``, a web
+    process's boot (which halts gunicorn's master) or ``serve`` ended in a traceback, when
+    the database answered a fresh connection at once. The one retry on a fresh connection."""
+    if state == "current":
+        made = make_engine(database_url)
+        migrate.create_schema(made)
+        made.dispose()
+    starting, admin = make_engine(database_url), make_engine(database_url)
+    dropped: list[bool] = []
+
+    @sa.event.listens_for(starting, "connect")
+    def drop_the_first(dbapi_conn, _record):
+        if not dropped:
+            with admin.begin() as conn:
+                pid = dbapi_conn.info.backend_pid
+                dropped.append(
+                    conn.execute(
+                        sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}
+                    ).scalar_one()
+                )
+
+    try:
+        migrate.create_schema(starting)
+        with starting.connect() as conn:
+            version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        starting.dispose()
+        admin.dispose()
+    assert dropped == [True]
+    assert version == migrate.HEAD_REVISION
+
+
 def test_create_schema_still_upgrades_an_older_database_and_refuses_an_unknown_one(engine):
     migrate.upgrade(engine)
     migrate.downgrade(engine, "0009")

@@ -179,14 +179,19 @@ class DeliveryWorker:
         return not self._stop.is_set() and hearing is not None and hearing()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop claiming; wait up to ``timeout`` for the dispatcher and for the replies in
-        flight to finish (the heartbeat keeps their leases meanwhile), then unregister."""
+        """Stop claiming; wait up to ``timeout`` for the dispatcher, then for the replies in
+        flight to finish, those it claimed but no thread had started yet included (the
+        heartbeat keeps their leases meanwhile), then unregister."""
         self._stop.set()
         self.waker.notify()
         for thread in self._threads:
             thread.join(timeout)
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            # Every reply handed to the pool is claimed: it is delivered too. Cancelled in
+            # the queue (one claimed as the stop came, no thread free to take it yet), it
+            # stayed ``sending`` under this worker, unregistered below, until its lease ran
+            # out and another worker took it over to look it up.
+            self._pool.shutdown(wait=True)
         try:
             self.heartbeat.stop(timeout)
         finally:

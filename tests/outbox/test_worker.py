@@ -19,6 +19,7 @@ from csat_hook.db.schema import outbox
 from csat_hook.db.schema import surveys
 from csat_hook.outbox import listing
 from csat_hook.outbox import store
+from csat_hook.outbox.wake import Waker
 from csat_hook.outbox.worker import DeliveryWorker
 from tests.helpdesks.markdown import links_and_text
 from tests.helpers import body_of
@@ -417,6 +418,55 @@ def test_a_backlog_larger_than_the_threads_is_drained_without_waiting_for_the_po
     sent_to = [r["path"] for r in fake_helpdesk.api_requests()]
     assert len(sent_to) == 30 and len(set(sent_to)) == 30
     assert {row.status for row in outbox_rows(services)} == {"sent"}
+
+
+class HeldAfterAReply(Waker):
+    """A waker whose first wake-up from a delivery thread (the thread freed, the dispatcher
+    woken to claim again) holds that thread until the worker is asked to stop, and half a
+    second more: the reply the dispatcher claims meanwhile waits in the pool's queue, as one
+    claimed while a SIGTERM arrives does until a thread takes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopping = threading.Event()
+        self.held = False
+
+    def notify(self) -> None:
+        super().notify()
+        if not self.held and threading.current_thread().name.startswith("delivery_"):
+            self.held = True
+            self.stopping.wait(20)
+            time.sleep(0.5)
+
+
+def test_a_reply_claimed_as_the_worker_stops_is_delivered_not_left_claimed(
+    make_config, make_services, fake_helpdesk
+):
+    """A graceful stop (SIGTERM, serve's web process exiting) while the dispatcher has just
+    claimed a reply that no thread has started: it was cancelled in the pool's queue and left
+    ``sending``, claimed by the worker that then unregistered, until its lease ran out
+    (``lease_seconds``, 120 s) and another worker took it over to look it up first. It is
+    sent, as the replies in flight are."""
+    services = make_services(make_config(delivery={"poll_seconds": 60}))
+    services.clock = __import__("csat_hook.clock", fromlist=["utcnow"]).utcnow
+    services.waker = waker = HeldAfterAReply()
+    queue_generic(services, "D-1")
+    queue_generic(services, "D-2")
+    worker = services.delivery_worker()
+    worker.start(threads=1)
+    try:
+        deadline = time.monotonic() + 20
+        while [row.status for row in outbox_rows(services)] != ["sent", "sending"]:
+            assert time.monotonic() < deadline, outbox_rows(services)
+            time.sleep(0.02)
+    finally:
+        waker.stopping.set()
+        worker.stop()
+    assert [row.status for row in outbox_rows(services)] == ["sent", "sent"]
+    assert sorted(r["path"] for r in fake_helpdesk.api_requests()) == [
+        "/api/dialogs/D-1/messages",
+        "/api/dialogs/D-2/messages",
+    ]
 
 
 def test_a_retry_is_sent_at_its_backoff_time_not_at_the_next_poll(

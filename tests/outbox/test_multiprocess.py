@@ -1,12 +1,14 @@
-"""Several web processes and four delivery workers on one PostgreSQL database, the Procfile
-way, under duplicate deliveries, a failing and slow helpdesk, dropped connections and a SIGKILL
-of a worker with replies in flight.
+"""Several web processes and delivery workers on one PostgreSQL database, the Procfile way:
+four workers under duplicate deliveries, a failing and slow helpdesk, dropped connections and a
+SIGKILL of a worker with replies in flight; two web processes and two workers SIGTERMed
+together mid-load (a deploy) and started again.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -20,6 +22,8 @@ import yaml
 
 from csat_hook.db.engine import make_engine
 from csat_hook.db.schema import outbox
+from csat_hook.db.schema import surveys
+from csat_hook.db.schema import workers
 from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
 from tests.cluster import LocalCluster
 from tests.helpers import generic_close
@@ -178,5 +182,132 @@ def test_four_workers_deliver_every_reply_exactly_once_through_a_sigkill(databas
         assert any(r.get("delayed") for r in fake.api_requests())
     finally:
         cluster.stop()
+        fake.stop()
+        engine.dispose()
+
+
+def wait_for_workers(engine: sa.Engine, count: int, timeout: float = 60) -> None:
+    """Back once ``count`` delivery workers have beaten (their signal handlers are set)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with engine.connect() as conn:
+            if conn.execute(sa.select(sa.func.count()).select_from(workers)).scalar_one() >= count:
+                return
+        assert time.monotonic() < deadline, "the delivery workers did not start"
+        time.sleep(0.1)
+
+
+def stop_and_wait(procs: list[subprocess.Popen[bytes]], timeout: float = 60) -> list[int | None]:
+    """SIGTERM to each process's group at once (a platform stops a dyno's every process so),
+    then the exit status of each."""
+    for proc in procs:
+        os.killpg(proc.pid, signal.SIGTERM)
+    codes: list[int | None] = []
+    for proc in procs:
+        try:
+            codes.append(proc.wait(timeout=timeout))
+        except subprocess.TimeoutExpired:
+            codes.append(None)
+    return codes
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_sigterm_mid_load_to_every_process_loses_nothing_accepted_and_doubles_nothing(
+    database_url, tmp_path
+):
+    """Two web processes and two delivery workers SIGTERMed at once while closes arrive and
+    replies are going out (a deploy): each process drains and exits 0, nothing is left
+    claimed, and once the processes are up again (the helpdesk retrying the closes that got no
+    answer) every dialog has exactly one reply: each 2xx'd close was stored, none sent twice."""
+    fake = FakeHelpdesk(slow_ratio=0.3, slow_seconds=0.6, drop_ratio=0.05).start()
+    config = write_config(tmp_path, fake.url, database_url)
+    first = LocalCluster(config, tmp_path, web_workers=2)
+    engine = make_engine(database_url)
+    second: LocalCluster | None = None
+    try:
+        url = first.start_web()
+        for _ in range(2):
+            first.start_worker()
+        wait_for_workers(engine, 2)
+        answered: dict[str, int | None] = {}
+        posting = threading.Event()
+        posting.set()
+
+        def sender(k: int) -> None:
+            n = 0
+            while posting.is_set():
+                dialog = f"GS-{k}-{n}"
+                n += 1
+                try:
+                    status: int | None = requests.post(
+                        url + "/webhooks/generic",
+                        json=generic_close(dialog),
+                        headers={"X-Webhook-Token": "cluster-token"},
+                        timeout=30,
+                    ).status_code
+                except requests.RequestException:
+                    status = None
+                answered[dialog] = status
+                if status is None:
+                    return  # refused or reset: the helpdesk retries it later
+
+        senders = [threading.Thread(target=sender, args=(k,)) for k in range(8)]
+        for thread in senders:
+            thread.start()
+        deadline = time.monotonic() + 60
+        # Mid-load: closes arriving, replies sent and others in flight.
+        while sum(s == 200 for s in list(answered.values())) < 80 or not (
+            in_flight(engine, first.workers[0].pid) and in_flight(engine, first.workers[1].pid)
+        ):
+            assert time.monotonic() < deadline, "the closes were not answered"
+            time.sleep(0.01)
+        assert first.web is not None
+        codes = stop_and_wait([first.web, *first.workers])
+        time.sleep(0.5)  # closes sent meanwhile are refused
+        posting.clear()
+        for thread in senders:
+            thread.join()
+
+        assert codes == [0, 0, 0], (codes, (tmp_path / "web.log").read_text())
+        accepted = {d for d, s in answered.items() if s == 200}
+        assert set(answered.values()) <= {200, None}, Counter(answered.values())
+        with engine.connect() as conn:
+            stored = set(conn.execute(sa.select(surveys.c.dialog_id)).scalars())
+            claimed = conn.execute(
+                sa.select(sa.func.count()).where(outbox.c.status == "sending")
+            ).scalar_one()
+        assert accepted <= stored, "2xx'd closes were lost"
+        assert claimed == 0, "replies were left claimed by the workers that stopped"
+
+        (tmp_path / "again").mkdir()
+        second = LocalCluster(config, tmp_path / "again", web_workers=2)
+        url = second.start_web()
+        for _ in range(2):
+            second.start_worker()
+        for dialog in sorted(set(answered) - accepted):  # the helpdesk's retries
+            assert post(url, dialog) in ("queued", "duplicate")
+
+        def counts() -> dict[str, int]:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
+                )
+                return {status: int(n) for status, n in rows}
+
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and counts() != {"sent": len(answered)}:
+            time.sleep(0.5)
+        time.sleep(1)  # past a slow answer
+
+        per_dialog = Counter(
+            {path.split("/")[3]: len(items) for path, items in fake.messages_by_path().items()}
+        )
+        assert sorted(per_dialog) == sorted(answered), "replies were lost"
+        assert {d: n for d, n in per_dialog.items() if n > 1} == {}, "replies were sent twice"
+        assert counts() == {"sent": len(answered)}
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
         fake.stop()
         engine.dispose()

@@ -179,13 +179,22 @@ class DeliveryWorker:
         return not self._stop.is_set() and hearing is not None and hearing()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop claiming; wait up to ``timeout`` for the dispatcher, then for the replies in
-        flight to finish, those it claimed but no thread had started yet included (the
-        heartbeat keeps their leases meanwhile), then unregister."""
+        """Stop claiming; wait for the dispatcher (``timeout``, then, with a warning, for as
+        long as a claim it has sent takes), then for the replies in flight to finish, those
+        it claimed but no thread had started yet included (the heartbeat keeps their leases
+        meanwhile), then unregister."""
         self._stop.set()
         self.waker.notify()
         for thread in self._threads:
             thread.join(timeout)
+            if thread.is_alive():
+                # Its claim waits on the database (a schema upgrade's lock, an outage). Left
+                # behind, a claim granted after this worker unregistered took replies that
+                # nobody sent until their lease ran out: waited for, bounded by the
+                # statement timeout and the keepalives. Killed meanwhile (a platform's grace
+                # period), the worker is still registered: its claims are taken over.
+                logger.warning("worker.stop-waits-for-claim", extra={"worker": self.worker_id})
+                thread.join()
         if self._pool is not None:
             # Every reply handed to the pool is claimed: it is delivered too. Cancelled in
             # the queue (one claimed as the stop came, no thread free to take it yet), it

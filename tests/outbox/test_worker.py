@@ -865,3 +865,36 @@ def test_a_claim_that_fails_unexpectedly_does_not_stop_the_dispatcher(
     assert failed == [1]
     assert len(fake_helpdesk.api_requests()) == 1
     assert "worker.claim-failed" in caplog.text or "worker.database-unavailable" in caplog.text
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_claim_still_waiting_when_the_worker_stops_is_delivered_not_left_claimed(
+    make_config, make_services, fake_helpdesk
+):
+    """The dispatcher's claim waiting on a lock (a schema upgrade's, here one on ``surveys``,
+    which the claim reads) when the worker is stopped: the stop gave up on it after its
+    timeout, unregistered the worker and returned, and the claim, granted later, took the
+    reply for a worker that no longer existed. Nothing delivered it: it stayed ``sending``
+    until its lease ran out."""
+    services = make_services(make_config(delivery={"poll_seconds": 60}))
+    services.clock = __import__("csat_hook.clock", fromlist=["utcnow"]).utcnow
+    queue_generic(services, "D-1")
+    worker = services.delivery_worker()
+    locker = services.engine.connect()
+    stopping = threading.Thread(target=worker.stop, args=(0.5,))
+    try:
+        locker.execute(sa.text("LOCK TABLE surveys IN ACCESS EXCLUSIVE MODE"))
+        worker.start(threads=2)  # its first claim waits on the lock
+        time.sleep(0.5)
+        stopping.start()
+        time.sleep(1.5)  # past the stop's timeout for the dispatcher
+    finally:
+        locker.rollback()
+        locker.close()
+    stopping.join(20)
+    assert not stopping.is_alive()
+    deadline = time.monotonic() + 5
+    while [row.status for row in outbox_rows(services)] != ["sent"]:
+        assert time.monotonic() < deadline, outbox_rows(services)
+        time.sleep(0.05)
+    assert [r["path"] for r in fake_helpdesk.api_requests()] == ["/api/dialogs/D-1/messages"]

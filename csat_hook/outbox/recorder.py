@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -86,14 +86,12 @@ class OutcomeRecorder:
         waker: Waker,
         clock: Clock,
         worker_id: str,
-        stop: threading.Event,
     ) -> None:
         self.engine = engine
         self.config = config
         self.waker = waker
         self.clock = clock
         self.worker_id = worker_id
-        self._stop = stop  # set when the worker stops: no more waiting between retries
         self._outcomes: GroupCommit[_Write, Any] = GroupCommit(
             lambda: self.engine, self._write_batch, name="delivery-outcomes", single=_one_statement
         )
@@ -200,7 +198,9 @@ class OutcomeRecorder:
     def _write(self, write: _Write) -> Any:
         # Ride out a short database outage (a restart, a failover), or every pooled
         # connection busy past the pool's timeout (no DBAPIError: it was not retried, and a
-        # sent reply stayed "sending" until its lease ran out), before giving up.
+        # sent reply stayed "sending" until its lease ran out), before giving up. A stopping
+        # worker too: it gave up at once, and a reply that was out was taken over as an
+        # unknown outcome, sent again where nothing can be looked up.
         for attempt in range(1, OUTCOME_WRITE_ATTEMPTS + 1):
             try:
                 return self._outcomes.submit(write)
@@ -212,7 +212,7 @@ class OutcomeRecorder:
                     "worker.record-retry",
                     extra={"error": type(cause).__name__, "attempt": attempt},
                 )
-                self._stop.wait(DATABASE_BACKOFF.ceiling(attempt))
+                time.sleep(DATABASE_BACKOFF.ceiling(attempt))
         raise AssertionError("unreachable")
 
     def _reschedule(self, item: sa.Row[Any], retry: Retry) -> None:

@@ -106,7 +106,7 @@ class DeliveryWorker:
             },
         )
         self.recorder = OutcomeRecorder(
-            engine, config, waker=waker, clock=clock, worker_id=self.worker_id, stop=self._stop
+            engine, config, waker=waker, clock=clock, worker_id=self.worker_id
         )
 
     @property

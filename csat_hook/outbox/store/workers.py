@@ -89,8 +89,13 @@ def heartbeat(
 
 
 def unregister(conn: sa.Connection, worker_id: str) -> None:
-    """Forget a worker that stopped gracefully (its replies in flight are finished)."""
-    conn.execute(sa.delete(workers).where(workers.c.id == worker_id))
+    """Forget a worker that stopped gracefully, unless a reply is still ``sending`` under it
+    (its outcome's write failed): then its row stays, its beats stop, and the reply is
+    taken over once the worker has been silent ``worker_dead_after_seconds``, as a killed
+    worker's are (:func:`release_stale`, which forgets the row after). Deleted, the reply
+    waited for its lease to run out."""
+    holds = sa.exists().where(outbox.c.status == SENDING, outbox.c.claimed_by == worker_id)
+    conn.execute(sa.delete(workers).where(workers.c.id == worker_id, ~holds))
 
 
 def _dead_workers() -> Any:

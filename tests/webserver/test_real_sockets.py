@@ -27,6 +27,7 @@ import requests
 import yaml
 
 from csat_hook import tokens
+from csat_hook.devtools.fake_helpdesk import FakeHelpdesk
 from csat_hook.webserver.pending import MAX_BUFFERED_TOTAL
 from tests import schema_template
 from tests.clicks.conftest import survey_section
@@ -172,41 +173,82 @@ def _wait_healthy(url: str) -> None:
     raise AssertionError(f"{url} did not become healthy")
 
 
+def _front(
+    kind: str,
+    folder: Path,
+    fake_url: str,
+    *,
+    log_level: str | None = "info",
+    access_log: bool = False,
+    survey: dict[str, Any] | None = None,
+    logging: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
+    **server: Any,
+) -> Any:
+    """``kind`` (``serve`` or ``procfile``) started in ``folder``, whose ``web.sqlite3`` the
+    caller has put there."""
+    config = write_config(folder, fake_url, survey=survey, logging=logging, **server)
+    if kind == "serve":  # --log-level: GUNICORN_CMD_ARGS in env
+        return Serve(config, folder, env=env)
+    # ``extra``: more of gunicorn's flags
+    return Procfile(
+        config, folder, log_level=log_level, access_log=access_log, extra=extra, env=env
+    )
+
+
+def _migrated(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The database at the current schema, copied from this process's template: each server
+    # migrated an empty file as it started, which none of these tests is about
+    # (tests/webserver/test_boot.py starts on empty, behind and newer databases).
+    schema_template.sqlite_copy(
+        tmp_path_factory.getbasetemp(), f"sqlite:///{folder / 'web.sqlite3'}"
+    )
+    return folder
+
+
 @pytest.fixture
 def start(
     tmp_path: Path, fake_helpdesk: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
+    """A server of its own for the test: ``start(kind, **options)`` (see :func:`_front`)."""
     started: list[Any] = []
-    # The database at the current schema, copied from this process's template: each server
-    # migrated an empty file as it started, which none of these tests is about
-    # (tests/webserver/test_boot.py starts on empty, behind and newer databases).
-    database = tmp_path / "web.sqlite3"
-    schema_template.sqlite_copy(tmp_path_factory.getbasetemp(), f"sqlite:///{database}")
+    _migrated(tmp_path, tmp_path_factory)
 
-    def run(
-        kind: str,
-        *,
-        log_level: str | None = "info",
-        access_log: bool = False,
-        survey: dict[str, Any] | None = None,
-        logging: dict[str, Any] | None = None,
-        env: dict[str, str] | None = None,
-        extra: tuple[str, ...] = (),
-        **server: Any,
-    ) -> Any:
-        config = write_config(tmp_path, fake_helpdesk.url, survey=survey, logging=logging, **server)
-        if kind == "serve":  # --log-level: GUNICORN_CMD_ARGS in env
-            front: Any = Serve(config, tmp_path, env=env)
-        else:  # ``extra``: more of gunicorn's flags
-            front = Procfile(
-                config, tmp_path, log_level=log_level, access_log=access_log, extra=extra, env=env
-            )
+    def run(kind: str, **options: Any) -> Any:
+        front = _front(kind, tmp_path, fake_helpdesk.url, **options)
         started.append(front)
         return front
 
     yield run
     for front in started:
         front.stop()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``shared(kind, **options)``: one server per configuration for the module's tests that
+    only exchange requests with it. None of them reads its log, signals or stops it, or
+    leaves a connection open when it ends, and what each sends is answered alike by a
+    server that has answered others first (a close sent again is answered 200 as the first
+    was). A process started per test (two processes for the Procfile's, each importing the
+    app) was most of these tests' time."""
+    fake = FakeHelpdesk().start()
+    fronts: dict[tuple[Any, ...], Any] = {}
+
+    def run(kind: str, **options: Any) -> Any:
+        key = (kind, *sorted(options.items()))
+        if key not in fronts:
+            folder = _migrated(tmp_path_factory.mktemp("shared-front"), tmp_path_factory)
+            fronts[key] = _front(kind, folder, fake.url, **options)
+        return fronts[key]
+
+    try:
+        yield run
+    finally:
+        for front in fronts.values():
+            front.stop()
+        fake.stop()
 
 
 def close_request(dialog_id: str) -> bytes:
@@ -453,11 +495,11 @@ MALFORMED_CHUNKED = {
 
 @pytest.mark.parametrize("case", sorted(MALFORMED_CHUNKED))
 @pytest.mark.parametrize("target", ["/webhooks/generic", "/webhooks/unknown"])
-def test_malformed_chunked_framing_is_one_400(start, case, target):
+def test_malformed_chunked_framing_is_one_400(shared, case, target):
     """A known helpdesk reads the body and answers 400; an unknown one answers 404 without
     reading it. Either way exactly one response, never a 500, nor a second response that
     gunicorn's drain of the unread body would add."""
-    front = start("procfile")
+    front = shared("procfile")
     data = request("POST", f"{target}?token={SECRET}", chunked_body=MALFORMED_CHUNKED[case])
 
     answer = exchange(front.port, data)
@@ -470,10 +512,10 @@ def test_malformed_chunked_framing_is_one_400(start, case, target):
 
 
 @pytest.mark.parametrize("target", ["/webhooks/generic", "/webhooks/unknown"])
-def test_chunk_size_lines_ended_by_a_bare_lf_are_400_at_once(start, target):
+def test_chunk_size_lines_ended_by_a_bare_lf_are_400_at_once(shared, target):
     """The whole request is in, but gunicorn reads on for a CRLF: the sender waited for the
     body's deadline and was told 408 "did not arrive in time"."""
-    front = start("procfile", body_timeout_seconds=30)
+    front = shared("procfile", body_timeout_seconds=30)
     data = request("POST", f"{target}?token={SECRET}", chunked_body=b"2\n{}\n0\n\n")
     began = time.monotonic()
 
@@ -491,11 +533,11 @@ def test_chunk_size_lines_ended_by_a_bare_lf_are_400_at_once(start, target):
     [b"3\r\nabcdef\r\n0\r\n\r\n", b"3\r\nabcFFFFFFFF\r\n0\r\n\r\n"],
     ids=["data longer than its size", "a size read in the data"],
 )
-def test_chunk_data_longer_than_its_size_is_400_at_once(start, body):
+def test_chunk_data_longer_than_its_size_is_400_at_once(shared, body):
     """The two bytes after a chunk's data must be its CRLF: read as the start of the next
     size line ("f", "FFFFFF"), they kept the sender until the body's deadline (then 408
     "did not arrive in time") or were answered 413 for a chunk of 3 bytes."""
-    front = start("procfile", body_timeout_seconds=30)
+    front = shared("procfile", body_timeout_seconds=30)
     data = request("POST", HOOK, headers={"Connection": "close"}, chunked_body=body)
     began = time.monotonic()
 
@@ -507,8 +549,8 @@ def test_chunk_data_longer_than_its_size_is_400_at_once(start, body):
     assert answer.count(b"HTTP/1.1 ") == 1, answer
 
 
-def test_a_chunked_body_over_the_limit_is_413_before_verification(start):
-    front = start("procfile")
+def test_a_chunked_body_over_the_limit_is_413_before_verification(shared):
+    front = shared("procfile")
     padded = json.dumps(generic_close("BIG-1")).encode()
     exactly = padded + b" " * (MAX_BODY - len(padded))
     over = exactly + b" "
@@ -519,8 +561,8 @@ def test_a_chunked_body_over_the_limit_is_413_before_verification(start):
     assert status_of(exchange(front.port, signed_request(over, framed=False))) == 413
 
 
-def test_a_body_shorter_than_its_content_length_is_refused(start):
-    front = start("procfile")
+def test_a_body_shorter_than_its_content_length_is_refused(shared):
+    front = shared("procfile")
     body = json.dumps(generic_close("SHORT-1")).encode()
     head = f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body) + 5}\r\n\r\n"
 
@@ -947,8 +989,8 @@ def test_a_sighup_applies_a_changed_logging_section(start, tmp_path, fake_helpde
 # --- serve -----------------------------------------------------------------------------------
 
 
-def test_serve_prints_the_address_it_listens_on(start):
-    front = start("serve")
+def test_serve_prints_the_address_it_listens_on(shared):
+    front = shared("serve")
 
     assert re.fullmatch(
         r"csat-hook listening on http://127\.0\.0\.1:\d+ \(1 web process, delivery in each, "
@@ -1046,11 +1088,11 @@ REFUSED_UNDER_S = {
 
 
 @pytest.mark.parametrize("kind", ["procfile", "serve"])
-def test_the_servers_refusals_of_a_score_link_are_never_stored_by_a_cache(start, kind):
+def test_the_servers_refusals_of_a_score_link_are_never_stored_by_a_cache(shared, kind):
     """The app marks every answer under /s/ ``Cache-Control: no-store``; gunicorn's own
     refusals (the worker's handle_error, before any path is parsed) carry it too: all of
     them, whatever the path, as none of them is a page worth keeping."""
-    front = start(kind)
+    front = shared(kind)
     for case, (data, status) in REFUSED_UNDER_S.items():
         answer = exchange(front.port, data, timeout=10)
 
@@ -1066,10 +1108,10 @@ def test_the_servers_refusals_of_a_score_link_are_never_stored_by_a_cache(start,
         assert answer.headers["Content-Type"].startswith("text/html"), path
 
 
-def test_another_method_under_s_is_a_private_405_page_through_gunicorn(start):
+def test_another_method_under_s_is_a_private_405_page_through_gunicorn(shared):
     """Under /s every answer is a page for a browser: POST (the webhooks' JSON 405 before)
     and OPTIONS (Flask's empty 200 before) are the 405 page naming GET and HEAD."""
-    front = start("procfile")
+    front = shared("procfile")
     for method in ("POST", "OPTIONS", "DELETE"):
         answer = requests.request(method, front.url + "/s/REF/5", timeout=5)
 
@@ -1080,8 +1122,8 @@ def test_another_method_under_s_is_a_private_405_page_through_gunicorn(start):
         assert "<!doctype html>" in answer.text, method
 
 
-def test_a_body_that_never_arrives_is_answered_408_in_json(start):
-    front = start("procfile", body_timeout_seconds=1)
+def test_a_body_that_never_arrives_is_answered_408_in_json(shared):
+    front = shared("procfile", body_timeout_seconds=1)
     head = b"POST /webhooks/generic HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
 
     answer = exchange(front.port, head, timeout=15)
@@ -1108,11 +1150,11 @@ def test_a_body_that_never_arrives_is_answered_408_in_json(start):
     ],
 )
 @pytest.mark.parametrize("kind", ["procfile", "serve"])
-def test_a_transfer_coding_other_than_chunked_is_415(start, kind, codings):
+def test_a_transfer_coding_other_than_chunked_is_415(shared, kind, codings):
     """gunicorn undoes the chunked framing only: a "gzip, chunked" body reached the view as
     the gzip bytes, and a plain one mislabelled gzip was taken as sent. Refused by its header,
     as a Content-Encoding is, with one answer in the app's JSON shape."""
-    front = start(kind)
+    front = shared(kind)
     body = json.dumps(generic_close("TE-2")).encode()
     head = (
         f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -1131,11 +1173,11 @@ def test_a_transfer_coding_other_than_chunked_is_415(start, kind, codings):
     assert status_of(exchange(front.port, plain)) == 200
 
 
-def test_a_transfer_coding_other_than_chunked_is_415_before_the_body_is_in(start):
+def test_a_transfer_coding_other_than_chunked_is_415_before_the_body_is_in(shared):
     """Each is refused by its header alone (gunicorn's 415, or the view's before it reads a
     byte): the worker waited for the whole chunked body first, so a sender whose body was
     not all sent yet waited for the body's deadline and was told 408, not 415."""
-    front = start("procfile", body_timeout_seconds=30)
+    front = shared("procfile", body_timeout_seconds=30)
     for codings in ("x-chunked", "gzip;level=9, chunked", "gzip, chunked", "identity, chunked"):
         head = (
             f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -1151,12 +1193,12 @@ def test_a_transfer_coding_other_than_chunked_is_415_before_the_body_is_in(start
 
 
 @pytest.mark.parametrize("kind", ["procfile", "serve"])
-def test_script_name_and_path_info_headers_change_nothing(start, kind):
+def test_script_name_and_path_info_headers_change_nothing(shared, kind):
     """gunicorn let a peer in forwarded_allow_ips (127.0.0.1 by default: a sidecar, a local
     proxy, or this test) set SCRIPT_NAME (and PATH_INFO) by header: a request served by
     another endpoint than its path names, or a 500 when the path did not start with
     SCRIPT_NAME."""
-    front = start(kind)
+    front = shared(kind)
     body = json.dumps(generic_close("FWD-1")).encode()
     cases = [
         # (method, path, headers, the status without the headers)
@@ -1177,11 +1219,11 @@ def test_script_name_and_path_info_headers_change_nothing(start, kind):
 # --- limits said at once, whatever the pace ------------------------------------------------
 
 
-def test_a_head_over_64_kib_is_431_even_when_it_arrives_at_once(start):
+def test_a_head_over_64_kib_is_431_even_when_it_arrives_at_once(shared):
     """The head's limit (64 KiB) held only while a head had no end: ten 7,000-byte fields
     (70 KB, each field and their count within gunicorn's limits) sent in one go were served.
     One under the limit, sent the same way, still is."""
-    front = start("procfile", max_body_bytes=100_000)
+    front = shared("procfile", max_body_bytes=100_000)
     body = json.dumps(generic_close("HEAD-1")).encode()
 
     def sent_with(fields: int) -> bytes:
@@ -1209,11 +1251,11 @@ def test_a_head_over_64_kib_is_431_even_when_it_arrives_at_once(start):
     ],
     ids=["one-over", "huge", "running-total"],
 )
-def test_a_chunk_size_over_the_limit_is_413_at_once(start, chunks):
+def test_a_chunk_size_over_the_limit_is_413_at_once(shared, chunks):
     """A chunk-size line that takes the body past max_body_bytes is refused when it is
     read, as the same Content-Length is: the sender was kept waiting for its data until the
     deadline, then told 408."""
-    front = start("procfile", body_timeout_seconds=30)
+    front = shared("procfile", body_timeout_seconds=30)
     head = f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
     began = time.monotonic()
 
@@ -1228,10 +1270,10 @@ def test_a_chunk_size_over_the_limit_is_413_at_once(start, chunks):
     }
 
 
-def test_an_expected_body_over_the_limit_is_refused_without_100_continue(start):
+def test_an_expected_body_over_the_limit_is_refused_without_100_continue(shared):
     """A sender that expects 100-continue waits for it before sending its body: told 413 at
     once, never "100 Continue" (which had it send a body the view then refused unread)."""
-    front = start("procfile")
+    front = shared("procfile")
     head = (
         f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Expect: 100-continue\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n"
@@ -1247,8 +1289,8 @@ def test_an_expected_body_over_the_limit_is_refused_without_100_continue(start):
     assert exchange(front.port, within, timeout=2).startswith(b"HTTP/1.1 100 Continue\r\n")
 
 
-def test_a_head_that_never_arrives_is_answered_408_naming_the_head(start):
-    front = start("procfile", body_timeout_seconds=1)
+def test_a_head_that_never_arrives_is_answered_408_naming_the_head(shared):
+    front = shared("procfile", body_timeout_seconds=1)
     head = b"POST /webhooks/generic HTTP/1.1\r\nHost: x\r\nX-Slow: "
 
     answer = exchange(front.port, head, timeout=15)
@@ -1275,11 +1317,11 @@ OTHER_METHODS = [
 ]
 
 
-def test_every_method_on_the_webhook_route_is_answered_in_json(start):
+def test_every_method_on_the_webhook_route_is_answered_in_json(shared):
     """Flask answered OPTIONS itself, 200 and an empty text/html page, even for a helpdesk
     that is not configured; the HEAD probe was text/html too. A method a route does not take
     is 405 naming the ones it does; an unknown helpdesk is 404 whatever the method."""
-    front = start("procfile")
+    front = shared("procfile")
     for method, path, status, allowed in OTHER_METHODS:
         answer = exchange(front.port, request(method, path, headers={"Connection": "close"}))
 
@@ -1299,11 +1341,11 @@ def test_every_method_on_the_webhook_route_is_answered_in_json(start):
             assert set(json.loads(body)) == {"error", "reason"}, (method, path, body)
 
 
-def test_an_integer_past_what_a_float_holds_is_number_out_of_range(start):
+def test_an_integer_past_what_a_float_holds_is_number_out_of_range(shared):
     """json.loads refuses an integer of more than 4,300 digits (Python's int max-str-digits):
     it was "not valid JSON" while 1e400 was out of range. Valid JSON, a number no float holds:
     out of range, as 1e400 is, from one digit past a float on."""
-    front = start("procfile", max_body_bytes=100_000)
+    front = shared("procfile", max_body_bytes=100_000)
     for digits, status, code in [
         ("9" * 4301, 400, "number_out_of_range"),
         ("9" * 90_000, 400, "number_out_of_range"),

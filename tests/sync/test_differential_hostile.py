@@ -33,6 +33,7 @@ report is patched with the December edits, as a new runner's build would be.
 from __future__ import annotations
 
 import csv
+import functools
 import math
 from dataclasses import dataclass
 from dataclasses import field
@@ -228,23 +229,36 @@ def credited(world: World) -> dict[str, tuple[Survey, int]]:
 Span = tuple[date | None, date | None]
 
 
-def expected(world: World, span: Span) -> dict[str, dict[str, Figures]]:
+@functools.cache
+def local_day(moment: datetime, tz: ZoneInfo) -> date:
+    return moment.astimezone(tz).date()
+
+
+def expected(
+    world: World, span: Span, credit: dict[str, tuple[Survey, int]] | None = None
+) -> dict[str, dict[str, Figures]]:
     """ "all" → {"": figures}, "team" → team (None: "") → figures, "agent" → key → figures; a
-    group is listed when it has an answer or a sent survey in the period."""
+    group is listed when it has an answer or a sent survey in the period. ``credit``:
+    ``credited(world)``, for a caller that counts several periods of one world."""
 
     def inside(moment: datetime) -> bool:
-        day = moment.astimezone(world.tz).date()
+        day = local_day(moment, world.tz)
         return (span[0] is None or day >= span[0]) and (span[1] is None or day <= span[1])
 
     cohort = [s for s in world.surveys if s.in_database and inside(s.created)]
-    answered = [(s, r) for s, r in credited(world).values() if inside(s.created)]
+    credit = credited(world) if credit is None else credit
+    answered = [(s, r) for s, r in credit.values() if inside(s.created)]
     out: dict[str, dict[str, Figures]] = {"all": {"": figures(cohort, answered)}}
     for level, of in (("team", lambda s: s.team or ""), ("agent", lambda s: s.agent)):
-        groups = {of(s) for s in cohort if s.status == "sent"} | {of(s) for s, _ in answered}
-        out[level] = {
-            g: figures([s for s in cohort if of(s) == g], [a for a in answered if of(a[0]) == g])
-            for g in groups
-        }
+        # Each group's surveys and answers in one pass, in the order a scan per group took.
+        surveys_of: dict[str, list[Survey]] = {}
+        for s in cohort:
+            surveys_of.setdefault(of(s), []).append(s)
+        answers_of: dict[str, list[tuple[Survey, int]]] = {}
+        for a in answered:
+            answers_of.setdefault(of(a[0]), []).append(a)
+        groups = {of(s) for s in cohort if s.status == "sent"} | set(answers_of)
+        out[level] = {g: figures(surveys_of.get(g, []), answers_of.get(g, [])) for g in groups}
     return out
 
 
@@ -321,12 +335,13 @@ def check_report(kit: SyncKit, world: World, locale: str, months: int) -> None:
     words = FORMS[locale]["words"]
     today = world.now.astimezone(world.tz).date()
     listed = spans(today, months)
+    credit = credited(world)  # the same for every period
 
     # periods.csv: each listed period with anything in it, for everyone, each team and agent.
     got = periods_csv(kit)
     want: dict[tuple[str, str, str], Figures] = {}
     for span in listed:
-        exp = expected(world, span)
+        exp = expected(world, span, credit)
         if not (exp["all"][""].sent or exp["all"][""].answers):
             continue  # a period with nothing in it is not listed
         key = (str(span[0] or ""), str(span[1] or ""))
@@ -348,7 +363,7 @@ def check_report(kit: SyncKit, world: World, locale: str, months: int) -> None:
     }
     wanted: dict[tuple[date | None, date | None, str], Figures] = {}
     for span in listed:
-        exp = expected(world, span)
+        exp = expected(world, span, credit)
         if not (exp["all"][""].sent or exp["all"][""].answers):
             continue
         wanted[(span[0], span[1], words["all"])] = exp["all"][""]
@@ -360,8 +375,8 @@ def check_report(kit: SyncKit, world: World, locale: str, months: int) -> None:
         check_figures(written[key], figures_, 1, 6, ("by period", key))
 
     # The leaderboard (the last 30 days, against the 30 before), in Sheets and summary.csv.
-    headline = expected(world, (today - timedelta(days=29), today))
-    before = expected(world, (today - timedelta(days=59), today - timedelta(days=30)))
+    headline = expected(world, (today - timedelta(days=29), today), credit)
+    before = expected(world, (today - timedelta(days=59), today - timedelta(days=30)), credit)
     board = leaderboard_rows(summary)
     as_csv = {
         row[1]: dict(zip(BOARD, row, strict=False))
@@ -419,7 +434,7 @@ def check_report(kit: SyncKit, world: World, locale: str, months: int) -> None:
     }
     want_trends: dict[tuple[str, str, str], Figures] = {}
     for kind, span in trend:
-        exp = expected(world, span)
+        exp = expected(world, span, credit)
         want_trends[(kind, str(span[0]), words["all"])] = exp["all"][""]
         for agent, agent_figures in exp["agent"].items():
             if agent_figures.answers:

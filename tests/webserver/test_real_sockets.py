@@ -222,7 +222,44 @@ def start(
 
     yield run
     for front in started:
-        front.stop()
+        _told_to_stop(front)
+
+
+# The processes of the servers their tests are done with, told to stop (gunicorn's graceful
+# stop takes about a second, a worker's thread held by a sender up to its timeout): waited
+# for at the module's end, not each at its test's end.
+_STOPPING: list[subprocess.Popen[bytes]] = []
+
+
+def _told_to_stop(front: Any) -> None:
+    """SIGTERM to each process of ``front`` still running (a test may have stopped it)."""
+    procs = (
+        [front.proc] if isinstance(front, Serve) else [front.cluster.web, *front.cluster.workers]
+    )
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            _STOPPING.append(proc)
+    _STOPPING[:] = [proc for proc in _STOPPING if proc.poll() is None]
+
+
+def _wait_stopped() -> None:
+    """Each process told to stop has ended (killed past 30 s, as ``stop`` does)."""
+    while _STOPPING:
+        proc = _STOPPING.pop()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _servers_stopped_by_the_modules_end() -> Iterator[None]:
+    yield
+    _wait_stopped()
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +284,8 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield run
     finally:
         for front in fronts.values():
-            front.stop()
+            _told_to_stop(front)
+        _wait_stopped()
         fake.stop()
 
 

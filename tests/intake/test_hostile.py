@@ -761,6 +761,47 @@ def test_a_mapping_function_given_a_value_of_another_type_is_a_400(
 
 
 @pytest.mark.parametrize(
+    ("key", "expression", "bad"),
+    [
+        ("dialog_id", "to_string(floor(to_number(dialog.id)))", "inf"),
+        ("dialog_id", "to_string(ceil(to_number(dialog.id)))", "NaN"),
+        ("dialog_id", "to_string(floor(to_number(dialog.id)))", "1e400"),
+        ("agent_id", "to_string(floor(to_number(agent.id)))", "-Infinity"),
+        ("context.seq", "to_string(ceil(to_number(seq)))", "9" * 5000),
+    ],
+)
+def test_a_mapping_function_given_a_number_no_integer_holds_is_a_400(
+    make_sender, key, expression, bad
+):
+    """``to_number`` reads a sender's text such as ``"inf"``, ``"NaN"`` or ``"1e400"`` as a
+    float infinity or NaN (a JSON number so written is refused before any mapping), and
+    ``floor``/``ceil`` of it raised OverflowError or ValueError out of the mapping: a 500,
+    which the vendor retries for ever. A value the function cannot read is the sender's
+    error, as a wrong type is: 400 naming the mapping key, never the value."""
+    sender = make_sender(KITS["generic"], adapter={"mapping": _mapped(key, expression)})
+    close = generic_close("D-10")
+    if key == "dialog_id":
+        close["dialog"]["id"] = bad
+    elif key == "agent_id":
+        close["agent"]["id"] = bad
+    else:
+        close["seq"] = bad
+
+    refused = sender.post(close)
+
+    assert refused.status_code == 400, refused.get_data()[:300]
+    assert refused.json["error"] == "bad_field"
+    assert f"(mapping.{key})" in refused.json["reason"]
+    assert "infinite or not a number" in refused.json["reason"]
+    assert len(refused.json["reason"]) < 300  # the expression and the problem, not the value
+    assert sender.rows() == []
+    close["dialog"]["id"], close["agent"]["id"], close["seq"] = "12", "7", "3"
+    accepted = sender.post(close)
+    assert accepted.status_code == 200, accepted.get_data()[:300]
+    assert accepted.json["status"] == "queued"
+
+
+@pytest.mark.parametrize(
     ("key", "expression", "field", "bad", "good"),
     [
         (

@@ -183,7 +183,8 @@ def evaluate(key: str, expression: str, payload: Any) -> Any:
     """``expression`` (mapping ``key``) on ``payload``. A function given null (a value the
     payload lacks: ``join(' ', [first, last])`` without a last name, ``length(email)`` with
     none) reads as missing, as a plain path to that value does; a function given another
-    type (``join`` over numbers) raises :class:`UnreadableValueError`."""
+    type (``join`` over numbers), or ``floor``/``ceil`` given the infinity or NaN
+    ``to_number`` reads ``"inf"`` or ``"1e400"`` as, raises :class:`UnreadableValueError`."""
     try:
         return jmespath.search(expression, payload, options=JMESPATH_OPTIONS)
     except JMESPathTypeError as exc:
@@ -195,6 +196,9 @@ def evaluate(key: str, expression: str, payload: Any) -> Any:
         raise UnreadableValueError(key, expression, problem) from exc
     except JMESPathError as exc:
         raise UnreadableValueError(key, expression, type(exc).__name__) from exc
+    except (OverflowError, ValueError) as exc:  # math.floor/ceil of inf or NaN: was a 500
+        problem = "a number that is infinite or not a number (to_number of a text)"
+        raise UnreadableValueError(key, expression, problem) from exc
 
 
 # The expressions that say what happened (a close, a reopen, neither): evaluated before the

@@ -438,11 +438,13 @@ JMESPATH_OPTIONS = jmespath.Options(custom_functions=_Functions())
 
 def search_or_none(expression: str, data: Any) -> Any:
     """``jmespath.search``, None when a function refuses what ``data`` holds there (``join``
-    over numbers: a vendor's answer chose the types), as for a value that is missing
-    (``to_string`` of a missing value too: :data:`JMESPATH_OPTIONS`)."""
+    over numbers: a vendor's answer chose the types; ``floor`` or ``ceil`` of the infinity
+    or NaN ``to_number`` reads ``"inf"`` as), as for a value that is missing (``to_string``
+    of a missing value too: :data:`JMESPATH_OPTIONS`)."""
     try:
         return jmespath.search(expression, data, options=JMESPATH_OPTIONS)
-    except JMESPathError:
+    except (JMESPathError, OverflowError, ValueError):  # math.floor/ceil of inf or NaN too
+        # Escaping send_reply after a 2xx, it was an unknown outcome: the reply posted again.
         return None
 
 

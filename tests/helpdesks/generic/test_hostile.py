@@ -406,6 +406,9 @@ def test_a_webhook_taken_from_anyone_is_warned_about():
     [
         ({"message_id": "join('-', ids)"}, {"ids": [101, 102]}),
         ({"message_id": "id", "error_path": "length(error)"}, {"id": 7, "error": 0}),
+        # floor() of the infinity to_number reads "inf" as: OverflowError, no JMESPath error.
+        ({"message_id": "to_string(floor(to_number(id)))"}, {"id": "inf"}),
+        ({"message_id": "id", "error_path": "ceil(to_number(error))"}, {"id": 7, "error": "NaN"}),
     ],
 )
 def test_an_answer_the_expressions_cannot_read_leaves_the_reply_sent(options, answer):

@@ -98,7 +98,10 @@ from csat_hook.sync.timestamps.words import MONTHS
 # as RFC 3339 allows) is read, as the Forms API's reader reads it; it was bad_timestamp.
 # 23: a value with a bare UTC offset that a results.csv.timestamp_formats layout reads is read
 # by it, its day/month order too, as before 21; it was ambiguous_date_order or the other order.
-READING_VERSION = 23
+# 24: a checkbox question's ticks as Forms' CSV download joins them, with ";" ("4 - Good;5 -
+# Excellent", "5 - Great;Awful" with Awful a configured label) are bad_rating, as 14 made
+# those joined with ", "; each was read as its first option's score.
+READING_VERSION = 24
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # The scale the built-in rating labels (results.rating_labels' default) are the words of.
@@ -261,13 +264,17 @@ _JOINED_LABEL = re.compile(_JOINED_SCORE)
 # 150,000-character cell.
 _JOINED_ANYWHERE = re.compile(rf"(?:\d|[{_NUMBER_SIGNS}]|(?<!\w){_NUMBER_WORD})\s*+{_JOINED_SCORE}")
 _JOINED_WITHIN = 1000
-# A responses sheet (and its CSV download) joins a checkbox question's ticks with ", ": a
-# further option that starts with a score as a rating option does ("4 - Good, 5 - Excellent",
-# "4, 5." aside: _LAST_NUMBER reads that one).
-_TICKED_OPTION = re.compile(r",\s*+(\d{1,3})\s*+(?:[-–—:()]|\.\s)")
+# A responses sheet (and a sheet saved as CSV) joins a checkbox question's ticks with ", ",
+# Forms' "Download responses (.csv)" with ";": a further option that starts with a score as a
+# rating option does ("4 - Good, 5 - Excellent", "4 - Good;5 - Excellent"; "4, 5." aside:
+# _LAST_NUMBER reads that one).
+_TICK_JOINERS = ",;"
+_TICK_JOINER = re.compile(f"[{_TICK_JOINERS}]")
+_TICKED_OPTION = re.compile(rf"[{_TICK_JOINERS}]\s*+(\d{{1,3}})\s*+(?:[-–—:()]|\.\s)")
 _TICKED = (
-    "two options of a checkbox question (a responses sheet joins its ticks with ', '): which "
-    "one is meant is unclear; make the rating question multiple choice (one answer)"
+    "two options of a checkbox question (a responses sheet joins its ticks with ', ', a Forms "
+    "download with ';'): which one is meant is unclear; make the rating question multiple "
+    "choice (one answer)"
 )
 _JOINED = (
     "two scores joined by a word or a sign such as 'or', 'to', 'and', '&' (a choice or a "
@@ -497,17 +504,18 @@ class RatingScale:
         return score
 
     def _ticked(self, score: int, label: str) -> bool:
-        """Whether ``label`` (case-folded, past the separators) goes on, after a ", ", with
-        another option of a checkbox question: one that starts with a score
-        (:data:`_TICKED_OPTION`), or a configured label of another score than ``score``
-        ("5 - Great, Awful"; "5 - Great, Excellent" restates it)."""
+        """Whether ``label`` (case-folded, past the separators) goes on, after a ", " or a ";"
+        (:data:`_TICK_JOINERS`), with another option of a checkbox question: one that starts
+        with a score (:data:`_TICKED_OPTION`), or a configured label of another score than
+        ``score`` ("5 - Great, Awful", "5 - Great;Awful"; "5 - Great, Excellent" restates
+        it)."""
         head = label[:_JOINED_WITHIN]
-        if "," not in head:
+        if "," not in head and ";" not in head:
             return False
         # A number past the scale is the label's ("3 - Okay, 50-50"), as in _another_later.
         if any(int(n) <= max(self.high, 10) for n in _TICKED_OPTION.findall(head)):
             return True
-        for option in head.split(",")[1:]:
+        for option in _TICK_JOINER.split(head)[1:]:
             named = self.labels.get(normalize(option))
             if named is not None and named != score:
                 return True

@@ -361,6 +361,22 @@ def test_a_checkbox_questions_ticks_are_refused_not_read_by_the_first(cell):
 
 
 @pytest.mark.parametrize(
+    "cell",
+    [
+        # Forms' "Download responses (.csv)" joins a checkbox question's ticks with ";" (the
+        # responses sheet with ", "): each was read as its first option's score.
+        "4 - Good;5 - Excellent",
+        "5 - Excellent;1 - Awful",
+        "5 - Excellent; 1 - Awful",
+        "1 – Плохо;5 – Отлично",
+        "5 - Great;Плохо",
+    ],
+)
+def test_a_checkbox_questions_ticks_joined_by_a_semicolon_are_refused(cell):
+    assert "checkbox" in refused(cell).detail
+
+
+@pytest.mark.parametrize(
     ("cell", "score"),
     [
         # A comma in a label that names no other option stays the label's; one naming the
@@ -371,6 +387,9 @@ def test_a_checkbox_questions_ticks_are_refused_not_read_by_the_first(cell):
         ("3 - Okay, 50-50", 3),
         ("2 - Плохо, долго", 2),
         ("5/5, great", 5),
+        ("5 - fast; 2 minutes", 5),
+        ("5 - Great; friendly", 5),
+        ("5 - Great; Very satisfied", 5),
     ],
 )
 def test_a_comma_in_a_label_naming_no_other_option_stays_the_labels(cell, score):

@@ -101,7 +101,10 @@ from csat_hook.sync.timestamps.words import MONTHS
 # 24: a checkbox question's ticks as Forms' CSV download joins them, with ";" ("4 - Good;5 -
 # Excellent", "5 - Great;Awful" with Awful a configured label) are bad_rating, as 14 made
 # those joined with ", "; each was read as its first option's score.
-READING_VERSION = 24
+# 25: a score whose label is a configured label of another score ("1 - Very satisfied",
+# "5 (Плохо)"; the built-in labels on the five-point scale only) is bad_rating; it was read by
+# its number.
+READING_VERSION = 25
 
 SERIAL_EPOCH = datetime(1899, 12, 30)
 # The scale the built-in rating labels (results.rating_labels' default) are the words of.
@@ -276,6 +279,13 @@ _TICKED = (
     "download with ';'): which one is meant is unclear; make the rating question multiple "
     "choice (one answer)"
 )
+_NAMED_OTHER = (
+    "a score whose label is a configured label of another score (results.rating_labels): "
+    "which one is meant is unclear (a form numbering its options the other way round? name "
+    "each option whole in results.rating_labels with its score)"
+)
+# What may close a label after its words ("5 (Плохо)", "1 - Very satisfied.").
+_LABEL_END = " )]}.!"
 _JOINED = (
     "two scores joined by a word or a sign such as 'or', 'to', 'and', '&' (a choice or a "
     "range): which one is meant is unclear (a form's own option label: name it in "
@@ -369,6 +379,10 @@ class RatingScale:
         # Labels known but not read on this scale (the built-in five-point words on another
         # scale): a cell holding one is skipped with a reason that says what to configure.
         self._unused = frozenset(normalize(label) for label in unused_labels or {})
+        # The labels a score's own label must not contradict ("1 - Very satisfied" with
+        # "Very satisfied" a 5: _check_named): those read on this scale. The built-in ones
+        # are not on a scale other than theirs: "10 - Very satisfied" is a 1-10 form's option.
+        self._judges = self.labels
         # Text cell → score or (reason, detail): a form has a handful of distinct rating
         # texts and a first sync reads a million of them. Bounded: free text is not kept.
         self._texts: dict[str, int | tuple[str, str]] = {}
@@ -501,7 +515,21 @@ class RatingScale:
         if runs and self._stars(runs[0]) != score:
             raise RatingError("bad_rating", _DISAGREEING_STARS)
         self._check_top(label)
+        self._check_named(score, label)
         return score
+
+    def _check_named(self, score: int, label: str) -> None:
+        """RatingError when ``label`` (case-folded, past the separators), or its first option
+        before a ", " or ";", is a configured label of another score than ``score``: "1 -
+        Very satisfied", "5 (Плохо)". A form numbering its options the other way round (1
+        the best) was read by the number, each satisfied answer credited as the worst. The
+        option named whole in results.rating_labels is read by that label instead."""
+        if not self._judges:
+            return
+        first = _TICK_JOINER.split(label[:_JOINED_WITHIN], 1)[0]
+        named = self._judges.get(normalize(first.rstrip(_LABEL_END)))
+        if named is not None and named != score:
+            raise RatingError("bad_rating", _NAMED_OTHER)
 
     def _ticked(self, score: int, label: str) -> bool:
         """Whether ``label`` (case-folded, past the separators) goes on, after a ", " or a ";"
@@ -564,6 +592,7 @@ class RatingScale:
             raise RatingError("bad_rating", _TWO_SCORES)
         else:
             self._check_top(label)
+            self._check_named(score, label)
         return score
 
     @staticmethod

@@ -935,3 +935,62 @@ def test_a_leading_number_outside_the_scale_is_still_refused_whatever_its_label(
         SCALE.parse(cell)
     assert caught.value.reason == "bad_rating"
     assert "outside the scale 1..5" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        # A score whose label is a configured label of another score: a form numbering its
+        # options the other way round ("1 - Very satisfied" ... "5 - Плохо") was read by the
+        # number, each satisfied answer credited as the scale's worst.
+        "1 - Very satisfied",
+        "1 – very  SATISFIED",
+        "2 (Отлично)",
+        "5 - Плохо",
+        "5: плохо.",
+        "1/5 - Very satisfied",
+        "1 - Very satisfied, fast",
+        "1 - Very satisfied; fast",
+        "★☆☆☆☆ Very satisfied",
+    ],
+)
+def test_a_score_whose_label_is_a_configured_label_of_another_score_is_refused(cell):
+    assert "configured label of another score" in refused(cell).detail
+
+
+@pytest.mark.parametrize(
+    ("cell", "score"),
+    [
+        ("5 - Very satisfied", 5),
+        ("2 (плохо)", 2),
+        ("5/5 - Отлично", 5),
+        ("★★★★★ Very satisfied", 5),
+        ("1 - Very satisfied with nothing", 1),  # a label of its own, not the configured one
+    ],
+)
+def test_a_score_whose_label_agrees_or_is_no_configured_label_is_read(cell, score):
+    assert SCALE.parse(cell) == score
+
+
+def test_a_disagreeing_option_named_whole_in_the_labels_is_read_by_its_label():
+    # The way out the refusal names: the option itself as a label.
+    reversed_form = RatingScale(1, 5, {"Very satisfied": 5, "1 - Very satisfied": 5})
+    assert reversed_form.parse("1 - Very satisfied") == 5
+
+
+def test_the_built_in_labels_do_not_judge_a_label_on_another_scale():
+    # The built-in labels are the five-point scale's: on a 1-10 scale "10 - Very satisfied"
+    # is the form's own option, read as 10; labels set for that scale do judge.
+    from csat_hook.sync.config import MetricsConfig
+    from csat_hook.sync.config import ResultsConfig
+
+    ten = MetricsConfig(scale_min=1, scale_max=10, top_box=9, low_rating=2)
+    built_in = RatingScale.from_config(ResultsConfig(), ten)
+    assert built_in.parse("10 - Very satisfied") == 10
+    # Alone it is no score on this scale (a 5 of 10 was a detractor's): skipped, saying so.
+    assert "built-in label of the 1–5 scale" in refused("Very satisfied", built_in).detail
+    five = RatingScale.from_config(ResultsConfig(), MetricsConfig())
+    assert "configured label" in refused("1 - Very satisfied", five).detail
+    own = RatingScale.from_config(ResultsConfig(rating_labels={"Very satisfied": 10}), ten)
+    assert "configured label" in refused("1 - Very satisfied", own).detail
+    assert own.parse("10 - Very satisfied") == 10

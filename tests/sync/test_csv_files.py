@@ -612,6 +612,34 @@ def test_utf16_without_a_byte_order_mark_names_the_encoding(
     assert (read.status, read.new) == ("ok", 2), read.error
 
 
+@pytest.mark.parametrize(
+    ("configured", "codec"),
+    [
+        ("utf-16", "utf-16-le"),
+        ("UTF16", "utf-16-be"),
+        ("utf-32", "utf-32-le"),
+        ("utf_32", "utf-32-be"),
+    ],
+)
+def test_a_wide_file_without_a_byte_order_mark_read_as_utf16_names_the_byte_order(
+    kit, tmp_path: Path, configured: str, codec: str
+):
+    # Python's utf-16 and utf-32 need the mark to tell the byte order: the run failed
+    # "results.csv.path: cannot read export.csv (UnicodeError)", naming the path, not the
+    # encoding, and no order to set.
+    lines = [CSV_HEADER.replace("Comment", "Комментарий"), *export_lines(kit, "N", 2)]
+    export = tmp_path / "export.csv"
+    export.write_bytes(("\r\n".join(lines) + "\r\n").encode(codec))
+    refused = kit.run(csv_config(kit, export, encoding=configured))
+    assert refused.status == "failed"
+    assert refused.error.startswith(
+        f"results.csv.encoding: export.csv has no byte-order mark, which {configured} needs"
+    ), refused.error
+    assert f"set results.csv.encoding to {codec}" in refused.error
+    read = kit.run(csv_config(kit, export, encoding=codec))
+    assert (read.status, read.new) == ("ok", 2), read.error
+
+
 @pytest.mark.parametrize("codec", ["utf-32-le", "utf-32-be"])
 def test_a_utf32_byte_order_mark_is_not_taken_for_utf16s(kit, tmp_path: Path, codec: str):
     # UTF-32's little-endian mark starts with UTF-16's: the error said to set utf-16.

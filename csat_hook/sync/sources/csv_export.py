@@ -149,11 +149,23 @@ class CsvResults(ResultsSource):
     def _unreadable(self, exc: Exception, data: bytes = b"") -> SourceError:
         """Why ``data`` (the file's bytes) cannot be read, naming the setting to change and
         the line, never quoting the file (customer text)."""
-        if isinstance(exc, UnicodeDecodeError):
-            codec = _codec_name(self.encoding) or ""
-            wide_bom = data.startswith(
-                (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+        codec = _codec_name(self.encoding) or ""
+        if (
+            isinstance(exc, UnicodeError)
+            and codec in ("utf-16", "utf-32")
+            and not data.startswith(_WIDE_BOMS)
+        ):
+            # Python's utf-16 and utf-32 take the byte order from the mark, and refuse text
+            # without one ("stream does not start with BOM"; UTF-32-BE read as -LE: "code point
+            # not in range"): the run said "cannot read" the path, as for a file it may not
+            # open, or "line 1 is not utf-32" with code pages to try.
+            return SourceError(
+                f"results.csv.encoding: {self.path.name} has no byte-order mark, which "
+                f"{self.encoding} needs to tell its byte order: set results.csv.encoding to "
+                f"{_byte_order(data, codec)}"
             )
+        if isinstance(exc, UnicodeDecodeError):
+            wide_bom = data.startswith(_WIDE_BOMS)
             if wide_bom and codec.startswith(("utf-16", "utf-32")):
                 # The encoding the mark says is the one set: a line of the file is not in it
                 # (a lone surrogate, a character cut short). The error said to set it again.
@@ -515,6 +527,8 @@ _LINE_BREAKS = ("\n", "\r")
 # The strict reader's refusal of text that ends inside a quoted cell (CPython's _csv.c; only
 # raised at the end of the data).
 _END_IN_QUOTES = "unexpected end of data"
+# The byte-order marks of UTF-16 and UTF-32 (UTF-32-LE's starts with UTF-16-LE's).
+_WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 # The UTF-8 codecs' names (codecs.lookup).
 _UTF8 = ("utf-8", "utf-8-sig")
 # Encodings spreadsheets write CSV in (UTF-16 is told by its byte-order mark), tried on the
@@ -798,6 +812,19 @@ def _wide_encoding(encoding: str) -> str | None:
         if name.startswith(wide):
             return wide.upper()
     return None
+
+
+def _byte_order(data: bytes, wide: str) -> str:
+    """The codec of ``wide`` ("utf-16" or "utf-32") in the byte order of ``data``, text
+    without a byte-order mark: the one whose high bytes are the NULs (an ASCII character is
+    "T\x00" in UTF-16-LE, "\x00T" in -BE), by the first :data:`_SNIFFED` bytes; both named
+    when they do not tell."""
+    head, width = data[:_SNIFFED], 2 if wide == "utf-16" else 4
+    little = head[width - 1 :: width].count(0)  # the high byte of each little-endian unit
+    big = head[::width].count(0)
+    if little == big:
+        return f"{wide}-le or {wide}-be"
+    return f"{wide}-le" if little > big else f"{wide}-be"
 
 
 def _utf8_under_single_byte(encoding: str, data: bytes) -> bool:

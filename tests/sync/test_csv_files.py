@@ -112,6 +112,22 @@ def test_a_file_in_another_encoding_names_the_setting_and_the_line(
     assert (read.status, read.new, read.unverified) == ("ok", 1, {"malformed": 1}), read.error
 
 
+def test_a_file_not_in_the_code_page_configured_is_not_told_to_set_that_code_page(
+    kit, tmp_path: Path
+):
+    # A Czech Excel's cp1250 ("ť" is a byte cp1252 leaves undefined) read under cp1252: the
+    # error said "set results.csv.encoding to cp1252", the setting the run was made with.
+    lines = [CSV_HEADER, *export_lines(kit, "Z", 1)]
+    lines.append("2026/11/12 3:47:14 PM GMT+3,1,Dlouhá čekací doba, ťažké,Agent,Z-9,x")
+    export = tmp_path / "export.csv"
+    export.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1250"))
+    refused = kit.run(csv_config(kit, export, encoding="cp1252"))
+    assert refused.status == "failed"
+    assert "line 3 is not cp1252" in refused.error, refused.error
+    assert "set results.csv.encoding to cp1252" not in refused.error
+    assert "cp1250" in refused.error and "ťažké" not in refused.error
+
+
 @pytest.mark.parametrize(
     ("encoding", "comments", "named", "not_named"),
     [

@@ -205,11 +205,22 @@ class CsvResults(ResultsSource):
                 )
             else:
                 line = data.count(b"\n", 0, exc.start) + 1
-                hint = f"line {line} is not {self.encoding}: set results.csv.encoding to " + (
-                    _CODE_PAGE_HINTS.get(_code_page_of(data, exc.start) or "")
-                    or "the export's encoding (cp1251 for a CSV from a Russian Excel, cp1252 "
-                    "for one from a Western European Excel)"
-                )
+                guessed = _code_page_of(data, exc.start) or ""
+                if guessed == codec:
+                    # Its letters look written in the code page set, and a byte of them is no
+                    # character of it: the error said to set that code page again.
+                    hint = (
+                        f"line {line} is not {self.encoding}: a byte of it is no character "
+                        f"of {self.encoding}; set results.csv.encoding to the export's code "
+                        "page (cp1250 for a CSV from a Central European Excel, mac_roman for "
+                        "one from an older Mac Excel, cp1251 for a Russian one)"
+                    )
+                else:
+                    hint = f"line {line} is not {self.encoding}: set results.csv.encoding to " + (
+                        _CODE_PAGE_HINTS.get(guessed)
+                        or "the export's encoding (cp1251 for a CSV from a Russian Excel, "
+                        "cp1252 for one from a Western European Excel)"
+                    )
             return SourceError(f"results.csv.encoding: cannot decode {self.path}: {hint}")
         if isinstance(exc, LookupError):
             return SourceError(f"results.csv.encoding: {self.encoding!r} is not an encoding")

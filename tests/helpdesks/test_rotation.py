@@ -138,6 +138,19 @@ def test_a_secret_neither_current_nor_previous_is_refused(kit, rotated, clock, c
     assert _rotation_lines(caplog) == []
 
 
+def _request(
+    body: bytes, headers: dict[str, str], query: dict[str, str], clock: Any
+) -> WebhookRequest:
+    """The request the adapter verifies: the webhook as intake records it (names lower-cased)."""
+    return WebhookRequest(
+        body=body,
+        headers={k.lower(): v for k, v in headers.items()},
+        query=query,
+        received_at=clock(),
+        content_type="application/json",
+    )
+
+
 def test_each_previous_secret_is_compared_in_constant_time_and_all_are(
     kit, rotated, clock, monkeypatch
 ):
@@ -146,13 +159,7 @@ def test_each_previous_secret_is_compared_in_constant_time_and_all_are(
     say which one matched."""
     adapter = rotated.helpdesks[kit.kind]
     body, headers, query = _close(kit, clock, OLD[0])
-    request = WebhookRequest(
-        body=body,
-        headers={k.lower(): v for k, v in headers.items()},
-        query=query,
-        received_at=clock(),
-        content_type="application/json",
-    )
+    request = _request(body, headers, query, clock)
     compared: list[bool] = []
     real = hmac.compare_digest
 
@@ -175,13 +182,7 @@ def test_without_previous_secrets_the_current_one_alone_is_compared(
     options = {"kind": kit.kind, **kit.options(fake_helpdesk.url, tmp_path)}
     plain = make_services(make_config(helpdesks={kit.kind: options}))
     body, headers, query = kit.closed(clock())
-    request = WebhookRequest(
-        body=body,
-        headers={k.lower(): v for k, v in headers.items()},
-        query=query,
-        received_at=clock(),
-        content_type="application/json",
-    )
+    request = _request(body, headers, query, clock)
     compared: list[bool] = []
     real = hmac.compare_digest
     monkeypatch.setattr(

@@ -601,6 +601,12 @@ def test_only_a_trigger_without_its_update_time_says_its_occurrence_repeats(cloc
 # --- the reply ------------------------------------------------------------------------------
 
 
+# The reply's comment as the adapter sends it for reply(): escaped HTML, public.
+COMMENT = {
+    "html_body": '<p>How did we do? <a href="https://x.test/f">https://x.test/f</a></p>',
+    "public": True,
+}
+
 # Zendesk's Show Ticket for a ticket still solved: what the reply reads before it re-solves it.
 SOLVED_AT = "2026-11-21T07:59:02Z"
 
@@ -626,11 +632,7 @@ def test_reply_is_a_public_comment_that_keeps_the_ticket_solved(clock):
             matchers.json_params_matcher(
                 {
                     "ticket": {
-                        "comment": {
-                            "html_body": '<p>How did we do? <a href="https://x.test/f">'
-                            "https://x.test/f</a></p>",
-                            "public": True,
-                        },
+                        "comment": COMMENT,
                         # Re-solved only as read: a change since is refused (409), not undone.
                         "status": "solved",
                         "safe_update": True,
@@ -661,17 +663,7 @@ def test_reply_with_oauth_and_without_status(clock):
         f"{BASE}/api/v2/tickets/5158.json",
         match=[
             matchers.header_matcher({"Authorization": "Bearer zd-oauth"}),
-            matchers.json_params_matcher(
-                {
-                    "ticket": {
-                        "comment": {
-                            "html_body": '<p>How did we do? <a href="https://x.test/f">'
-                            "https://x.test/f</a></p>",
-                            "public": True,
-                        }
-                    }
-                }
-            ),
+            matchers.json_params_matcher({"ticket": {"comment": COMMENT}}),
         ],
         json=UPDATED,
     )
@@ -741,19 +733,7 @@ def test_without_cancel_on_reopen_the_comment_leaves_a_reopened_status_alone(clo
     solved_ticket(status=status)
     responses.put(
         f"{BASE}/api/v2/tickets/5158.json",
-        match=[
-            matchers.json_params_matcher(
-                {
-                    "ticket": {
-                        "comment": {
-                            "html_body": '<p>How did we do? <a href="https://x.test/f">'
-                            "https://x.test/f</a></p>",
-                            "public": True,
-                        }
-                    }
-                }
-            )
-        ],
+        match=[matchers.json_params_matcher({"ticket": {"comment": COMMENT}})],
         json=UPDATED,
     )
     sent = adapter(clock).send_reply(replace(reply(), cancel_on_reopen=False))

@@ -163,6 +163,8 @@ def _require_api_token(api: OutboxApi) -> None:
         )
     given = request.headers.get("Authorization", "")
     scheme, _, value = given.partition(" ")
+    # One or more spaces after the scheme (RFC 9110 11.4, "Bearer  <token>" as typed).
+    value = value.lstrip(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         header_bytes(value), api.token.encode("utf-8")
     ):

@@ -1509,3 +1509,16 @@ def test_a_close_digest_is_the_documents_whatever_its_writing(first: bytes, agai
     assert digest(first) != digest(b'{"id": 8}')
     # Not a JSON document: its bytes.
     assert digest(b"not json") == digest(b"not json") != digest(b"not json ")
+
+
+def test_operator_api_takes_the_bearer_token_after_any_number_of_spaces(make_config, make_services):
+    # RFC 9110 11.4: credentials = auth-scheme [ 1*SP token68 ], and the scheme is
+    # case-insensitive. "Bearer  <token>" (two spaces, as a hand-typed curl has it) was a
+    # 401 counted against the operator's address.
+    token = "operator-token-0123456789"
+    services = make_services(make_config(server={"api_token": token}))
+    client = create_app(services=services).test_client()
+    for value in (f"Bearer  {token}", f"bearer   {token}", f"BEARER {token}"):
+        assert client.get("/api/outbox", headers={"Authorization": value}).status_code == 200
+    for value in (f"Bearer{token}", f"Bearer {token}x", f"Bearer\t{token}", f"Bearer {token} x"):
+        assert client.get("/api/outbox", headers={"Authorization": value}).status_code == 401

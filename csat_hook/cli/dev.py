@@ -231,7 +231,8 @@ def fake_google(
 def demo(state: State, helpdesk: str | None, seed: int) -> None:
     """Seed the configured database with 60 days of surveys by eight named agents, write the
     matching Forms export at results.csv.path, then run the sync: a realistic report in one
-    minute (e.g. csat-hook -c examples/demo.yaml dev demo)."""
+    minute (e.g. csat-hook -c examples/demo.yaml dev demo). A database that already holds
+    other surveys is refused: give the demo its own (examples/demo.yaml's var/demo/)."""
     config = state.config
     if config.results.source != "csv":
         raise ConfigProblem("results.source: the demo writes a CSV export; set it to csv")

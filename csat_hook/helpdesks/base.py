@@ -229,9 +229,11 @@ class Helpdesk(abc.ABC):
         A reply never undoes what was done in the dialog since its close: an adapter whose
         reply sets a status (or whose vendor may not report a reopen in time) reads the
         dialog's status right before it (a timeout, bounded retries; its failure an outcome
-        known: :func:`~csat_hook.helpdesks.calls.read_before_write`), and for a dialog open
+        known: :func:`~csat_hook.helpdesks.calls.status_before_write`), and for a dialog open
         again raises :class:`~csat_hook.errors.DialogReopenedError` without posting
-        (``reply.cancel_on_reopen``), or posts without changing the status."""
+        (``reply.cancel_on_reopen``), or posts without changing the status. A read that tells
+        nothing (refused for good, no status in the answer) is no sign of a reopen: the reply
+        goes as it went before such reads."""
 
     def fetch_agent(self, agent: Person, context: Mapping[str, Any]) -> Person | None:
         """Look an agent up through the vendor API (override where the vendor has one)."""

@@ -5,6 +5,7 @@ floor, matching, and a refusal worded for the operator)."""
 from __future__ import annotations
 
 import json
+import logging
 import urllib.parse
 from collections.abc import Callable
 from datetime import UTC
@@ -16,6 +17,8 @@ from csat_hook.errors import DeliveryError
 from csat_hook.helpdesks.records import Note
 from csat_hook.helpdesks.records import Reply
 from csat_hook.helpdesks.records import SendResult
+
+logger = logging.getLogger(__name__)
 
 
 def quote_id(value: str) -> str:
@@ -89,6 +92,29 @@ def read_before_write(call: Callable[[], Any]) -> Any:
             retry_after=exc.retry_after,
             vendor_reason=exc.vendor_reason,
         ) from exc
+
+
+def status_before_write(helpdesk: str, call: Callable[[], Any]) -> Any:
+    """``call()`` (:func:`read_before_write`: the dialog's status read right before a reply,
+    so that the reply never re-solves or re-closes a dialog reopened since its close); None
+    when the read was refused for good (a 4xx: a token without read access, a proxy or an API
+    that serves the write alone, a record gone). Not knowing is no sign of a reopen: the
+    caller then writes as it did before such reads existed, and the operator is told
+    (``reply.status-unread``, the helpdesk and the HTTP status). A retryable failure stays
+    one: the reply waits for an answer that can tell."""
+    try:
+        return read_before_write(call)
+    except DeliveryError as exc:
+        if exc.retryable:
+            raise
+        status_unread(helpdesk, exc.http_status)
+        return None
+
+
+def status_unread(helpdesk: str, http_status: int | None = None) -> None:
+    """Say that a reply goes without knowing the dialog's status (see
+    :func:`status_before_write`); an answer that names none is said so too."""
+    logger.warning("reply.status-unread", extra={"helpdesk": helpdesk, "status": http_status})
 
 
 # --- helpers for find_reply() ----------------------------------------------------------------

@@ -66,8 +66,9 @@ from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
 from csat_hook.helpdesks.calls import lookup_refused
 from csat_hook.helpdesks.calls import quote_id
-from csat_hook.helpdesks.calls import read_before_write
 from csat_hook.helpdesks.calls import response_json
+from csat_hook.helpdesks.calls import status_before_write
+from csat_hook.helpdesks.calls import status_unread
 from csat_hook.helpdesks.calls import unless_not_found
 from csat_hook.helpdesks.calls import unreadable_listing
 from csat_hook.helpdesks.freshdesk.api import LOOKUP_PAGES
@@ -274,25 +275,26 @@ class FreshdeskHelpdesk(Helpdesk):
 
     def _require_not_reopened(self, ticket: str) -> None:
         """Raise DialogReopenedError when the ticket, read now, is Open or Pending again (see
-        the module docstring); a retryable error when the answer names no status (nothing is
-        posted on a guess)."""
-        response = read_before_write(
+        the module docstring). A read refused for good or an answer that names no status
+        tells nothing: the reply goes, as it went before it read the ticket
+        (:func:`~csat_hook.helpdesks.calls.status_before_write`)."""
+        response = status_before_write(
+            self.name,
             lambda: self.http.request(
                 "GET",
                 self._url(TICKET_PATH, ticket=ticket),
                 retries=2,
                 headers=self._auth_headers(),
                 explain=explainer(error_items),
-            )
+            ),
         )
+        if response is None:
+            return
         answer = response_json(response)
         status = answer.get("status") if isinstance(answer, Mapping) else None
         if not isinstance(status, int) or isinstance(status, bool):
-            raise DeliveryError(
-                "Freshdesk: the ticket's status is unreadable; the reply was not posted, "
-                "asked again later",
-                retryable=True,
-            )
+            status_unread(self.name)
+            return
         if status in OPEN_CODES:
             raise DialogReopenedError(
                 f"Freshdesk: the ticket is {OPEN_CODES[status]} again since it was resolved; "

@@ -89,8 +89,9 @@ from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
 from csat_hook.helpdesks.calls import lookup_refused
 from csat_hook.helpdesks.calls import quote_id
-from csat_hook.helpdesks.calls import read_before_write
 from csat_hook.helpdesks.calls import response_json
+from csat_hook.helpdesks.calls import status_before_write
+from csat_hook.helpdesks.calls import status_unread
 from csat_hook.helpdesks.calls import unless_not_found
 from csat_hook.helpdesks.helpscout.api import LOOKUP_PAGES
 from csat_hook.helpdesks.helpscout.api import ThreadPage
@@ -299,9 +300,14 @@ class HelpScoutHelpdesk(Helpdesk):
         """The status the reply is sent with: the conversation's, read right before it
         (``closed``; ``active``/``pending`` without ``cancel_on_reopen``). Raises
         DialogReopenedError for a conversation reactivated since the close under
-        ``cancel_on_reopen``; a permanent DeliveryError for one merged or marked spam since; a
-        retryable one when the answer names no status (nothing is posted on a guess)."""
-        dialog_id, current = read_before_write(lambda: self._conversation(reply.dialog_id))
+        ``cancel_on_reopen``; a permanent DeliveryError for one merged or marked spam since. A
+        read refused for good or an answer that names no status tells nothing: ``closed``, as
+        the reply was sent before it read the conversation
+        (:func:`~csat_hook.helpdesks.calls.status_before_write`)."""
+        read = status_before_write(self.name, lambda: self._conversation(reply.dialog_id))
+        if read is None:
+            return CLOSED_STATUS
+        dialog_id, current = read
         if current is None:
             raise DeliveryError(
                 f"Help Scout: conversation {dialog_id} was merged into another since its "
@@ -325,11 +331,8 @@ class HelpScoutHelpdesk(Helpdesk):
                 "reply is not posted",
                 retryable=False,
             )
-        raise DeliveryError(
-            "Help Scout: the conversation's status is unreadable; the reply was not posted, "
-            "asked again later",
-            retryable=True,
-        )
+        status_unread(self.name)
+        return CLOSED_STATUS
 
     def post_note(self, note: Note) -> SendResult:
         """A note thread (HTML-escaped), sent with the conversation's current status so that

@@ -78,8 +78,9 @@ from csat_hook.helpdesks.calls import lookup_floor
 from csat_hook.helpdesks.calls import lookup_marker
 from csat_hook.helpdesks.calls import lookup_refused
 from csat_hook.helpdesks.calls import quote_id
-from csat_hook.helpdesks.calls import read_before_write
 from csat_hook.helpdesks.calls import response_json
+from csat_hook.helpdesks.calls import status_before_write
+from csat_hook.helpdesks.calls import status_unread
 from csat_hook.helpdesks.calls import unless_not_found
 from csat_hook.helpdesks.markup import reply_html
 from csat_hook.helpdesks.markup import text_to_html
@@ -338,13 +339,17 @@ class ZendeskHelpdesk(Helpdesk):
         solved ticket's ``status`` with the safe-update stamp (a change after this read is a
         409, never overwritten); nothing for a closed one (Zendesk refuses it, 422) or, without
         ``cancel_on_reopen``, for one reopened since the close. Raises DialogReopenedError for
-        a reopened one under ``cancel_on_reopen``; a retryable error when the answer names no
-        status Zendesk has (nothing is posted on a guess)."""
-        response = read_before_write(
+        a reopened one under ``cancel_on_reopen``. A read refused for good or an answer that
+        names no status Zendesk has tells nothing: ``status: solved`` alone, as the reply was
+        sent before it read the ticket (:func:`~csat_hook.helpdesks.calls.status_before_write`)."""
+        response = status_before_write(
+            self.name,
             lambda: self.http.request(
                 "GET", url, retries=2, headers=self._auth_headers(), explain=explainer(error_items)
-            )
+            ),
         )
+        if response is None:
+            return {"status": SOLVED}
         status, stamp = ticket_state(response_json(response))
         if status == SOLVED and stamp:
             return {"status": SOLVED, "safe_update": True, "updated_stamp": stamp}
@@ -356,11 +361,8 @@ class ZendeskHelpdesk(Helpdesk):
                     f"Zendesk: the ticket is {status} again since it was solved; not posted"
                 )
             return {}
-        raise DeliveryError(
-            "Zendesk: the ticket's status (or updated_at) is unreadable; the reply was not "
-            "posted, asked again later",
-            retryable=True,
-        )
+        status_unread(self.name)
+        return {"status": SOLVED}
 
     def post_note(self, note: Note) -> SendResult:
         """Add ``note.text`` as a private comment, escaped HTML (``html_body``: Zendesk renders

@@ -736,14 +736,30 @@ def test_a_status_read_that_times_out_is_a_plain_retry_nothing_posted(clock):
     assert {c.request.method for c in responses.calls} == {"GET"}
 
 
-@pytest.mark.parametrize("answer", [{"id": 1042}, {"status": "2"}, {"status": True}, []])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"json": {"id": 1042}},
+        {"json": {"status": "2"}},
+        {"json": {"status": True}},
+        {"json": []},
+        {"status": 403, "json": {"code": "access_denied"}},  # a key without read access
+        {"status": 404, "body": "Not Found"},  # a proxy serving the reply path alone
+    ],
+)
 @responses.activate
-def test_an_unreadable_status_posts_nothing_and_is_asked_again(clock, answer):
-    responses.get(TICKET_URL, json=answer)
-    with pytest.raises(DeliveryError) as raised:
-        adapter(clock).send_reply(reply())
-    assert raised.value.retryable and not raised.value.outcome_unknown
-    assert [c.request.method for c in responses.calls] == ["GET"]
+def test_a_status_read_that_tells_nothing_sends_the_reply_as_before(clock, answer, caplog):
+    # Not knowing is no sign of a reopen: the reply was posted, as before the read existed,
+    # and the operator told. (It was a retry, for ever: every survey of such an account lost.)
+    responses.get(TICKET_URL, **answer)
+    responses.post(f"{BASE}/api/v2/tickets/1042/reply", status=201, json={"id": 35131397084})
+    caplog.set_level(logging.WARNING, logger="csat_hook.helpdesks.calls")
+
+    assert adapter(clock).send_reply(reply()).external_id == "35131397084"
+
+    assert [c.request.method for c in responses.calls] == ["GET", "POST"]
+    said = [r for r in caplog.records if r.getMessage() == "reply.status-unread"]
+    assert [r.helpdesk for r in said] == ["freshdesk"]
 
 
 def test_a_late_redelivery_of_the_close_after_a_reopen_sends_nothing_into_the_open_ticket(

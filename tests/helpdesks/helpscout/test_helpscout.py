@@ -715,7 +715,6 @@ def test_without_cancel_on_reopen_the_reply_keeps_the_conversations_status(clock
     ("answer", "words", "retryable"),
     [
         ({"json": {"id": 2391938111, "status": "spam"}}, "marked spam", False),
-        ({"json": {"id": 2391938111}}, "status is unreadable", True),
         (
             {
                 "status": 301,
@@ -737,6 +736,34 @@ def test_a_conversation_that_is_no_closed_one_gets_no_reply(clock, answer, words
 
     assert words in caught.value.message and caught.value.retryable is retryable
     assert not caught.value.outcome_unknown and posted.call_count == 0
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"json": {"id": 2391938111}},
+        {"status": 403, "json": {"message": "Forbidden"}},  # an app without read access
+    ],
+)
+@responses.activate
+def test_a_status_read_that_tells_nothing_sends_the_reply_closed_as_before(clock, answer, caplog):
+    # Not knowing is no sign of a reactivation: the reply goes closed, as before the read
+    # existed, and the operator is told. It was a retry, for ever.
+    expect_token()
+    responses.get(CONVERSATION_URL, **answer)
+    posted = responses.post(
+        REPLY_URL,
+        status=201,
+        headers={"Resource-ID": "10001"},
+        match=[matchers.json_params_matcher({"status": "closed"}, strict_match=False)],
+    )
+    caplog.set_level(logging.WARNING, logger="csat_hook.helpdesks.calls")
+
+    assert adapter(clock).send_reply(reply_for()).external_id == "10001"
+
+    assert posted.call_count == 1
+    said = [r for r in caplog.records if r.getMessage() == "reply.status-unread"]
+    assert [r.helpdesk for r in said] == ["helpscout"]
 
 
 @responses.activate

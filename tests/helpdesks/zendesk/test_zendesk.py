@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import re
 from dataclasses import replace
 from datetime import UTC
@@ -775,14 +776,32 @@ def test_a_status_read_that_times_out_is_a_plain_retry_nothing_posted(clock):
     assert {c.request.method for c in responses.calls} == {"GET"}  # its retries in place
 
 
-@pytest.mark.parametrize("answer", [{"ticket": {"id": 5158}}, {"ticket": {"status": "solved"}}])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"json": {"ticket": {"id": 5158}}},
+        {"json": {"ticket": {"status": "solved"}}},  # no updated_at: no safe update to make
+        {"status": 403, "json": {"error": "Forbidden"}},  # a token that may not read it
+        {"status": 404, "body": "Not Found"},  # a proxy serving the update path alone
+    ],
+)
 @responses.activate
-def test_an_unreadable_status_posts_nothing_and_is_asked_again(clock, answer):
-    responses.get(f"{BASE}/api/v2/tickets/5158.json", json=answer)
-    with pytest.raises(DeliveryError) as raised:
-        adapter(clock).send_reply(reply())
-    assert raised.value.retryable and not raised.value.outcome_unknown
-    assert [c.request.method for c in responses.calls] == ["GET"]
+def test_a_status_read_that_tells_nothing_sends_the_reply_as_before(clock, answer, caplog):
+    # Not knowing is no sign of a reopen: the reply goes as it went before the read existed
+    # (solved, no safe update), and the operator is told. It was a retry, for ever.
+    responses.get(f"{BASE}/api/v2/tickets/5158.json", **answer)
+    responses.put(
+        f"{BASE}/api/v2/tickets/5158.json",
+        match=[matchers.json_params_matcher({"ticket": {"comment": COMMENT, "status": "solved"}})],
+        json=UPDATED,
+    )
+    caplog.set_level(logging.WARNING, logger="csat_hook.helpdesks.calls")
+
+    assert adapter(clock).send_reply(reply()).external_id == "8002"
+
+    assert [c.request.method for c in responses.calls] == ["GET", "PUT"]
+    said = [r for r in caplog.records if r.getMessage() == "reply.status-unread"]
+    assert [r.helpdesk for r in said] == ["zendesk"]
 
 
 def test_a_reply_into_a_ticket_reopened_since_the_close_is_cancelled(

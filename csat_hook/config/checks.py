@@ -442,12 +442,11 @@ def previous_secret_warnings(config: Config) -> list[str]:
     and how many, never a value."""
     found = []
     for name, options in config.helpdesks.items():
-        rotated = getattr(options, "rotated_secrets", {})
-        counts = options.previous_secret_counts() if rotated else {}
-        for key, count in counts.items():
+        for key, count in options.previous_secret_counts().items():
             held = "secret is" if count == 1 else f"{count} secrets are"
+            current = options.rotated_secrets[key]
             found.append(
-                f"helpdesks.{name}.{key}: {held} still accepted beside {rotated[key]}: remove "
+                f"helpdesks.{name}.{key}: {held} still accepted beside {current}: remove "
                 "them once the helpdesk sends with the new one (no webhook.previous-secret "
                 "line logged for it for a while)"
             )

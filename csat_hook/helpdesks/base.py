@@ -36,6 +36,7 @@ from typing import ClassVar
 
 from pydantic import Field
 from pydantic import field_validator
+from pydantic import model_validator
 
 from csat_hook.clock import Clock
 from csat_hook.errors import DeliveryError
@@ -50,6 +51,7 @@ from csat_hook.helpdesks.signing import BASIC
 from csat_hook.helpdesks.signing import SIGNATURE
 from csat_hook.helpdesks.signing import PreviousSecret
 from csat_hook.helpdesks.signing import challenge
+from csat_hook.helpdesks.signing import check_previous
 from csat_hook.helpdesks.transport import HttpClient
 from csat_hook.links.form import check_base_url
 from csat_hook.links.form import check_link
@@ -150,17 +152,26 @@ class HelpdeskOptions(StrictModel):
         # YAML reads `agents: {14: {...}}` with an integer key; payload ids compare as text.
         return ids_as_text(value)
 
+    @model_validator(mode="after")
+    def _previous_secrets(self) -> HelpdeskOptions:
+        # Every adapter's rotation checked alike: each previous secret set only beside a
+        # current one, and none of them the current one or given twice.
+        for key, current in self.rotated_secrets.items():
+            check_previous(self._option(current), self._option(key), key=key, current_key=current)
+        return self
+
+    def _option(self, dotted: str) -> Any:
+        """The value of an option named as in :attr:`rotated_secrets` (``auth.token``)."""
+        value: Any = self
+        for part in dotted.split("."):
+            value = getattr(value, part)
+        return value
+
     def previous_secret_counts(self) -> dict[str, int]:
         """How many previous secrets each option of :attr:`rotated_secrets` holds, those that
         hold any (check-config warns while one does: they are for a rotation, then removed)."""
-        found = {}
-        for key in self.rotated_secrets:
-            value: Any = self
-            for part in key.split("."):
-                value = getattr(value, part)
-            if value:
-                found[key] = len(value)
-        return found
+        counts = {key: len(self._option(key)) for key in self.rotated_secrets}
+        return {key: count for key, count in counts.items() if count}
 
 
 class Helpdesk(abc.ABC):

@@ -13,7 +13,6 @@ from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.signing import MAX_PREVIOUS_SECRETS
 from csat_hook.helpdesks.signing import MAX_TOLERANCE_SECONDS
 from csat_hook.helpdesks.signing import PreviousSecrets
-from csat_hook.helpdesks.signing import check_previous
 from csat_hook.helpdesks.signing import nonblank_credential
 from csat_hook.helpdesks.signing import nonblank_secret
 
@@ -76,7 +75,5 @@ class ChatwootOptions(HelpdeskOptions):
                 "set webhook_secret (Chatwoot 4.11.2+) or webhook_token "
                 "(older installs: add ?token=... to the webhook URL)"
             )
-        for key, current in self.rotated_secrets.items():
-            check_previous(getattr(self, current), getattr(self, key), key=key, current_key=current)
         self.base_url = self.base_url.rstrip("/")
         return self

@@ -38,7 +38,6 @@ from csat_hook.helpdesks.signing import SIGNATURE
 from csat_hook.helpdesks.signing import TOKEN
 from csat_hook.helpdesks.signing import PreviousSecret
 from csat_hook.helpdesks.signing import PreviousSecrets
-from csat_hook.helpdesks.signing import check_previous
 from csat_hook.helpdesks.signing import header_name
 from csat_hook.helpdesks.signing import hmac_digest
 from csat_hook.helpdesks.signing import nonblank_secret
@@ -157,10 +156,6 @@ class AuthOptions(StrictModel):
                 raise ValueError(
                     f"{key} is only read with mode: {mode}; mode is {self.mode}: remove it"
                 )
-        check_previous(self.token, self.previous_tokens, key="previous_tokens", current_key="token")
-        check_previous(
-            self.secret, self.previous_secrets, key="previous_secrets", current_key="secret"
-        )
         if "timestamp" in template_fields(self.signed_payload) and not self.timestamp_header:
             raise ValueError("timestamp_header is required when signed_payload has {timestamp}")
         return self

@@ -15,7 +15,6 @@ from csat_hook.helpdesks.base import api_prefixed
 from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.helpdesks.signing import MAX_PREVIOUS_SECRETS
 from csat_hook.helpdesks.signing import PreviousSecrets
-from csat_hook.helpdesks.signing import check_previous
 
 STATUS_EVENT = "convo.status"
 TEST_EVENT = "helpscout.test"
@@ -87,12 +86,6 @@ class HelpScoutOptions(HelpdeskOptions):
                     f"previous_webhook_secrets.{index}: longer than {MAX_SECRET_LENGTH} "
                     "characters, so never a Help Scout webhook's secret (Help Scout's limit)"
                 )
-        check_previous(
-            self.webhook_secret,
-            self.previous_webhook_secrets,
-            key="previous_webhook_secrets",
-            current_key="webhook_secret",
-        )
         if self.user_id is not None and self.reply_as_agent:
             raise ValueError("set user_id or reply_as_agent, not both")
         if self.user_id is not None and not (self.user_id.isascii() and self.user_id.isdigit()):

@@ -14,7 +14,6 @@ from csat_hook.helpdesks.base import HelpdeskOptions
 from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.helpdesks.signing import MAX_PREVIOUS_SECRETS
 from csat_hook.helpdesks.signing import PreviousSecrets
-from csat_hook.helpdesks.signing import check_previous
 
 CLOSE_TOPIC = "conversation.admin.closed"
 REOPEN_TOPIC = "conversation.admin.opened"
@@ -70,11 +69,5 @@ class IntercomOptions(HelpdeskOptions):
                 raise ValueError(f"{key} must not be empty")
         if self.admin_id is not None and not self.admin_id.strip():
             raise ValueError("admin_id must be an admin id or null (reply as the closing admin)")
-        check_previous(
-            self.client_secret,
-            self.previous_client_secrets,
-            key="previous_client_secrets",
-            current_key="client_secret",
-        )
         self.base_url = self.base_url.rstrip("/")
         return self

@@ -18,7 +18,6 @@ from csat_hook.helpdesks.ids import ids_as_text
 from csat_hook.helpdesks.signing import MAX_PREVIOUS_SECRETS
 from csat_hook.helpdesks.signing import MAX_TOLERANCE_SECONDS
 from csat_hook.helpdesks.signing import PreviousSecrets
-from csat_hook.helpdesks.signing import check_previous
 from csat_hook.helpdesks.signing import hmac_digest
 from csat_hook.helpdesks.signing import nonblank_secret
 
@@ -154,12 +153,6 @@ class ZendeskOptions(HelpdeskOptions):
                     f"previous_webhook_secrets.{index} is Zendesk's public test secret, "
                     "which signs nothing a webhook of yours sent: remove it"
                 )
-        check_previous(
-            self.webhook_secret,
-            self.previous_webhook_secrets,
-            key="previous_webhook_secrets",
-            current_key="webhook_secret",
-        )
         return self
 
 

@@ -87,10 +87,10 @@ from csat_hook.links.short import TRAILING
 EXTENSION = "csat_hook.clicks"
 RECORD_TIMEOUT = 2.0
 _SCORE = re.compile(r"[0-9]{1,2}")
-# A browser sends TRAILING's ASCII characters as they are (but " and >) and percent-encodes
-# the others. A "?" or a "#" never reaches the path: the link already opens.
-# The link before them. Matched after they are stripped, not by one pattern with a lazy part
-# before them: that backtracked, 0.8 s of CPU for one 8 KB path of dots and a letter.
+# A link as csat-hook writes it, before TRAILING punctuation a linkifier took in (a browser
+# sends its ASCII characters as they are, but " and >, and percent-encodes the others; a "?"
+# or a "#" never reaches the path). Matched once they are stripped, not by one pattern with a
+# lazy part before them: that backtracked, 0.8 s of CPU for one 8 KB path of dots and a letter.
 _LINK = re.compile(rf"{PATH}[A-Za-z0-9_.\-]+(?:/[0-9]{{1,2}})?")
 
 logger = logging.getLogger(__name__)
@@ -210,15 +210,18 @@ def _unglued(link: str, tail: str) -> BaseResponse:
     what is left must verify as it is: an edited reference opens nothing, with or without
     punctuation after it. The client limit counts this request as any other."""
     service = _service()
-    client = client_key(request.remote_addr or "")
-    if not service.per_client.allow(client):
-        service.proxy_warning.refused(request.environ)
-        return _page(pages.TOO_MANY, retry_after=service.per_client.retry_after(client))
+    held_off = _client_held_off(service)
+    if held_off is not None:
+        return held_off
     reference, _, score = link.removeprefix(PATH).partition("/")
     on_scale = not score or (
         score == str(int(score)) and int(score) in service.survey.links.scores()
     )
-    if not on_scale or not tokens.verifies(reference, service.secrets):
+    if (
+        not on_scale
+        or len(reference) > tokens.MAX_TOKEN_LENGTH
+        or not tokens.verifies(reference, service.secrets)
+    ):
         logger.info("short-link.refused", extra={"status": 404, "reason": "trailing_text"})
         return _page(pages.NOT_FOUND)
     # The characters alone, never the reference: a reply template to fix ("{link}.", say).
@@ -276,15 +279,24 @@ def _answer(reference: str, score: int | None) -> BaseResponse:
         return _page(pages.UNAVAILABLE)
 
 
+def _client_held_off(service: ShortLinks) -> BaseResponse | None:
+    """The 429 page for a client over ``rate_per_client`` (this request counted), else None."""
+    client = client_key(request.remote_addr or "")
+    if service.per_client.allow(client):
+        return None
+    # Behind a proxy not trusted, every customer counts as the proxy's address: a wave of
+    # clicks gets the 429.
+    service.proxy_warning.refused(request.environ)
+    return _page(pages.TOO_MANY, retry_after=service.per_client.retry_after(client))
+
+
 def _open(reference: str, score: int | None) -> BaseResponse:
     service = _service()
     if len(reference) > tokens.MAX_TOKEN_LENGTH:
         return _page(pages.NOT_FOUND)
-    client = client_key(request.remote_addr or "")
-    if not service.per_client.allow(client):
-        # Every customer counts as the proxy's address then: a wave of clicks gets the 429.
-        service.proxy_warning.refused(request.environ)
-        return _page(pages.TOO_MANY, retry_after=service.per_client.retry_after(client))
+    held_off = _client_held_off(service)
+    if held_off is not None:
+        return held_off
     try:
         ref = tokens.verify(reference, service.secrets)
     except TokenError as exc:

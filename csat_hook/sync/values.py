@@ -379,10 +379,6 @@ class RatingScale:
         # Labels known but not read on this scale (the built-in five-point words on another
         # scale): a cell holding one is skipped with a reason that says what to configure.
         self._unused = frozenset(normalize(label) for label in unused_labels or {})
-        # The labels a score's own label must not contradict ("1 - Very satisfied" with
-        # "Very satisfied" a 5: _check_named): those read on this scale. The built-in ones
-        # are not on a scale other than theirs: "10 - Very satisfied" is a 1-10 form's option.
-        self._judges = self.labels
         # Text cell → score or (reason, detail): a form has a handful of distinct rating
         # texts and a first sync reads a million of them. Bounded: free text is not kept.
         self._texts: dict[str, int | tuple[str, str]] = {}
@@ -524,10 +520,12 @@ class RatingScale:
         Very satisfied", "5 (Плохо)". A form numbering its options the other way round (1
         the best) was read by the number, each satisfied answer credited as the worst. The
         option named whole in results.rating_labels is read by that label instead."""
-        if not self._judges:
+        # The labels read on this scale: the built-in ones are not on a scale other than
+        # theirs (from_config), so "10 - Very satisfied" is a 1-10 form's own option there.
+        if not self.labels:
             return
         first = _TICK_JOINER.split(label[:_JOINED_WITHIN], 1)[0]
-        named = self._judges.get(normalize(first.rstrip(_LABEL_END)))
+        named = self.labels.get(normalize(first.rstrip(_LABEL_END)))
         if named is not None and named != score:
             raise RatingError("bad_rating", _NAMED_OTHER)
 

@@ -536,7 +536,7 @@ class RatingScale:
         ``score`` ("5 - Great, Awful", "5 - Great;Awful"; "5 - Great, Excellent" restates
         it)."""
         head = label[:_JOINED_WITHIN]
-        if "," not in head and ";" not in head:
+        if _TICK_JOINER.search(head) is None:
             return False
         # A number past the scale is the label's ("3 - Okay, 50-50"), as in _another_later.
         if any(int(n) <= max(self.high, 10) for n in _TICKED_OPTION.findall(head)):
